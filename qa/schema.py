@@ -1,0 +1,106 @@
+"""The frozen records that flow between stages: a passage, a hit, a span, an answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A slice of a source text: ``source_text[start:end] == text`` always holds."""
+
+    id: str
+    source: str
+    start: int
+    end: int
+    text: str
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.end < self.start:
+            raise ValueError(f"bad passage offsets {self.start}:{self.end}")
+        if self.end - self.start != len(self.text):
+            raise ValueError("passage text length does not match its offsets")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved passage with its score (higher is better) and rank per retriever."""
+
+    passage: Passage
+    score: float
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+
+    @property
+    def id(self) -> str:
+        """The passage id."""
+        return self.passage.id
+
+    @property
+    def source(self) -> str:
+        """The passage's source file."""
+        return self.passage.source
+
+    @property
+    def start(self) -> int:
+        """The passage's start offset in its source."""
+        return self.passage.start
+
+    @property
+    def end(self) -> int:
+        """The passage's end offset in its source."""
+        return self.passage.end
+
+    @property
+    def text(self) -> str:
+        """The passage's text."""
+        return self.passage.text
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form used by ``qa ask --json`` and the app's ``/ask`` endpoint."""
+        return {"id": self.id, "source": self.source, "start": self.start, "end": self.end,
+                "text": self.text, "score": round(float(self.score), 4)}
+
+
+@dataclass(frozen=True)
+class Span:
+    """A reader's candidate answer: offsets into the source, confidence in [0, 1]."""
+
+    text: str
+    score: float
+    start: int
+    end: int
+    source: str
+    passage_id: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The chatbot's reply: the answer span (``text`` None when abstaining) and its passages."""
+
+    question: str
+    text: str | None
+    score: float
+    start: int | None
+    end: int | None
+    source: str | None
+    passages: tuple[Hit, ...] = field(default_factory=tuple)
+    passage_id: str | None = None
+
+    @property
+    def abstained(self) -> bool:
+        """True when the reader found no supported answer."""
+        return self.text is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object printed by ``qa ask --json`` and returned by the app's ``/ask``."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "score": round(float(self.score), 4),
+            "start": self.start,
+            "end": self.end,
+            "source": self.source,
+            "passages": [h.to_dict() for h in self.passages],
+        }

