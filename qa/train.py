@@ -278,6 +278,20 @@ def train(args: argparse.Namespace) -> None:
     print(f"saved {out}", flush=True)
 
 
+def export(checkpoint: Path, out: Path, base: str | None = None) -> None:
+    """Save a training checkpoint's weights as a half-precision ``save_pretrained`` model folder."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    base = base or default_base_model()
+    model = AutoModelForQuestionAnswering.from_pretrained(base)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    model.eval().half().save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    print(f"exported step {state['step']} of {checkpoint} to {out}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -295,7 +309,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--write-validation", default=None, help="write the SQuAD validation file and exit")
+    p.add_argument("--export", action="store_true",
+                   help="export the work folder's checkpoint to --out and exit")
     args = p.parse_args(argv)
+    if args.export:
+        export(Path(args.work_dir) / "checkpoint.pt", Path(args.out), args.base)
+        return
     if args.write_validation:
         n = write_validation_file(Path(args.write_validation), Path(args.data_dir))
         print(f"wrote {n} validation questions to {args.write_validation}")

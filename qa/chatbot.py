@@ -1,0 +1,177 @@
+"""The chatbot: ties sources, index, retrieval and the reader into ``ask(question) -> Answer``."""
+
+from __future__ import annotations
+
+import re
+import sys
+import unicodedata
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from qa.schema import Answer, Hit
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SOURCES: tuple[Path, ...] = (REPO_ROOT / "seeds",)
+DEFAULT_INDEX_DIR = REPO_ROOT / "index"
+DEFAULT_TOP_K = 3
+DEFAULT_MODE = "hybrid"
+MAX_QUESTION_CHARS = 1000
+#: Words that point back to an earlier turn; a question with one of them (or of at most
+#: FOLLOW_UP_MAX_WORDS words) is retrieved together with the previous question.
+FOLLOW_UP_WORDS = frozenset(
+    "they them their theirs it its he him his she her hers this that these those there then "
+    "such same one ones former latter".split()
+)
+FOLLOW_UP_MAX_WORDS = 3
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    """Default log: one line on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def clean_question(question: Any) -> str:
+    """Return the question with control characters removed, or raise a user-facing error."""
+    if not isinstance(question, str):
+        raise TypeError(f"the question must be a string, not {type(question).__name__}")
+    text = "".join(" " if unicodedata.category(c)[0] == "C" else c for c in question)
+    text = " ".join(text.split())
+    if not text:
+        raise ValueError("Please type a question.")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise ValueError(
+            f"The question is too long ({len(text):,} characters); "
+            f"please keep it under {MAX_QUESTION_CHARS:,}."
+        )
+    if not any(c.isalnum() for c in text):
+        raise ValueError("Please type a question with words in it.")
+    return text
+
+
+def previous_questions(history: Sequence[Any] | None) -> list[str]:
+    """The earlier user questions in a conversation (strings, Answers, or chat-message dicts)."""
+    out: list[str] = []
+    for turn in history or ():
+        if isinstance(turn, str):
+            q = turn
+        elif isinstance(turn, Answer):
+            q = turn.question
+        elif isinstance(turn, dict) and turn.get("role", "user") == "user":
+            q = turn.get("content")
+        else:
+            continue
+        if isinstance(q, str) and q.strip():
+            out.append(q.strip())
+    return out
+
+
+def retrieval_query(question: str, history: Sequence[Any] | None) -> str:
+    """The text to retrieve with: the question, preceded by the last one when it is a follow-up."""
+    earlier = previous_questions(history)
+    if not earlier:
+        return question
+    words = [w.lower() for w in _WORD.findall(question)]
+    if len(words) <= FOLLOW_UP_MAX_WORDS or FOLLOW_UP_WORDS.intersection(words):
+        return f"{earlier[-1]} {question}"
+    return question
+
+
+class Chatbot:
+    """Answers questions about a set of documents with spans of their text."""
+
+    def __init__(
+        self,
+        *,
+        sources: Sequence[str | Path] | None = None,
+        index_dir: str | Path | None = None,
+        reader: Any = None,
+        top_k: int = DEFAULT_TOP_K,
+        mode: str = DEFAULT_MODE,
+        embedder: Any = None,
+        log: Log | None = None,
+    ) -> None:
+        from qa.retrieve import MODES
+
+        if isinstance(sources, (str, Path)):
+            sources = [sources]
+        if sources is not None and not sources:
+            raise ValueError("sources is empty: pass at least one file or folder, or None for seeds/")
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 50:
+            raise ValueError(f"top_k must be an integer from 1 to 50, got {top_k!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.sources = [Path(s) for s in (sources if sources is not None else DEFAULT_SOURCES)]
+        self.index_dir = Path(index_dir) if index_dir is not None else DEFAULT_INDEX_DIR
+        self.top_k = top_k
+        self.mode = mode
+        self._reader_arg = reader
+        self._embedder_arg = embedder
+        self.log: Log = log or _stderr
+        self.reader: Any = None
+        self.index: Any = None
+        self.retriever: Any = None
+
+    def warm_up(self, progress: Log | None = None, *, rebuild: bool = False) -> None:
+        """Load the embedder, build or load the index, and load the reader."""
+        if self.retriever is not None and not rebuild:
+            return
+        from qa.embed import Embedder
+        from qa.index import Index
+        from qa.read import Reader
+        from qa.retrieve import Retriever
+        from qa.sources import collect_sources
+
+        say = progress or (lambda _m: None)
+        say("Reading sources…")
+        texts = collect_sources(self.sources)
+        embedder = self._embedder_arg or Embedder()
+        say(f"Indexing {len(texts)} source(s) with {embedder.name}…")
+        self.index = Index.build_or_load(
+            texts, self.index_dir, embedder, rebuild=rebuild, progress=False, log=self.log
+        )
+        retriever = Retriever(index=self.index, embedder=embedder, mode=self.mode, top_k=self.top_k)
+        retriever.warm_up()
+        reader = self._reader_arg
+        if reader is None or isinstance(reader, (str, Path)):
+            reader = Reader() if reader is None else Reader(model=reader)
+        say(f"Loading reader {getattr(reader, 'name', type(reader).__name__)}…")
+        if hasattr(reader, "warm_up"):
+            reader.warm_up()
+        self.reader = reader
+        self.retriever = retriever
+        say("Ready.")
+
+    def describe(self) -> str:
+        """One line saying which corpus, reader and retrieval are loaded."""
+        self.warm_up()
+        sources = sorted({p.source for p in self.index.passages})
+        shown = ", ".join(sources[:3]) + (f", … ({len(sources) - 3} more)" if len(sources) > 3 else "")
+        return (
+            f"{len(sources)} source(s) ({shown}), {len(self.index.passages)} passages · "
+            f"reader: {getattr(self.reader, 'name', '?')} · retrieval: {self.mode}, top {self.top_k}"
+        )
+
+    def retrieve(self, question: str, history: Sequence[Any] | None = None) -> list[Hit]:
+        """The top passages for a question, using the conversation for follow-ups."""
+        self.warm_up()
+        text = clean_question(question)
+        return self.retriever.retrieve(retrieval_query(text, history), top_k=self.top_k)
+
+    def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:
+        """Answer a question with a span of the documents, or abstain (``text`` None)."""
+        text = clean_question(question)
+        self.warm_up()
+        hits = self.retriever.retrieve(retrieval_query(text, history), top_k=self.top_k)
+        if not hits:
+            return Answer(question=text, text=None, score=0.0, start=None, end=None, source=None)
+        spans = self.reader.read(text, hits)
+        best = spans[0] if spans else None
+        if best is None or best.score < self.reader.threshold:
+            score = best.score if best is not None else 0.0
+            return Answer(text, None, score, None, None, None, tuple(hits))
+        return Answer(text, best.text, best.score, best.start, best.end, best.source, tuple(hits),
+                      passage_id=best.passage_id)

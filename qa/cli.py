@@ -1,0 +1,154 @@
+"""The ``qa`` command line: index, ask, serve, eval, bench, compare-readers, train-reader."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from qa.chatbot import DEFAULT_INDEX_DIR, DEFAULT_MODE, DEFAULT_TOP_K, Chatbot
+
+MODES = ("hybrid", "dense", "lexical")
+#: Subcommands whose arguments the named module parses itself.
+DELEGATED = {"bench": "qa.bench", "compare-readers": "qa.compare", "train-reader": "qa.train"}
+
+
+def _corpus_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that open a corpus."""
+    p.add_argument("--sources", nargs="+", default=None, metavar="PATH",
+                   help="files or folders to answer from (default: the sources of the existing index, "
+                        "else seeds/)")
+    p.add_argument("--index-dir", default=str(DEFAULT_INDEX_DIR), help="index folder (default: index/)")
+    p.add_argument("--reader", default=None, help="a Hugging Face QA model folder or hub id")
+    p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="passages to read (default 3)")
+    p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="retrieval (default hybrid)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="qa", description="Ask an article and get the exact answer.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build or refresh the index")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: seeds/)")
+    p.add_argument("--index-dir", default=str(DEFAULT_INDEX_DIR))
+    p.add_argument("--rebuild", action="store_true", help="re-embed everything")
+
+    p = sub.add_parser("ask", help="answer one question")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _corpus_args(p)
+
+    p = sub.add_parser("serve", help="start the Gradio chat app")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true", help="ask Gradio for a public link")
+    p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
+                   help="require a login (or set QA_AUTH); strongly advised with --share")
+    _corpus_args(p)
+
+    p = sub.add_parser("eval", help="evaluate on a SQuAD v1.1/v2.0 JSON file")
+    p.add_argument("file")
+    p.add_argument("--reader-only", action="store_true", help="give each question its own context")
+    p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
+    p.add_argument("--reader", default=None, help="a Hugging Face QA model folder or hub id")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    for name, module in DELEGATED.items():
+        sub.add_parser(name, help=f"see `qa {name} --help` ({module})", add_help=False)
+    return parser
+
+
+def _sources_for(args: argparse.Namespace) -> list[str] | None:
+    """The sources to open: given ones, else those the index was built from, else the default."""
+    if args.sources:
+        return list(args.sources)
+    manifest = Path(args.index_dir) / "manifest.json"
+    try:
+        inputs = json.loads(manifest.read_text(encoding="utf-8")).get("inputs")
+    except (OSError, ValueError):
+        return None
+    if isinstance(inputs, list) and inputs and all(Path(p).exists() for p in inputs):
+        return [str(p) for p in inputs]
+    return None
+
+
+def _print_answer(answer: Any) -> None:
+    """Human-readable answer with its passages."""
+    if answer.abstained:
+        print(f"The article does not say. (best confidence {answer.score:.0%})")
+    else:
+        print(f"{answer.text}\n  confidence {answer.score:.0%} · {answer.source} [{answer.start}:{answer.end}]")
+    for i, hit in enumerate(answer.passages, 1):
+        print(f"\n[{i}] {hit.source} [{hit.start}:{hit.end}] score {hit.score:.2f}\n    {hit.text}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one parsed subcommand; return the exit status."""
+    if args.command == "index":
+        bot = Chatbot(sources=args.paths or None, index_dir=args.index_dir, reader=_NoReader())
+        bot.warm_up(progress=lambda m: print(m, file=sys.stderr), rebuild=args.rebuild)
+        print(bot.describe())
+        return 0
+    if args.command == "ask":
+        bot = Chatbot(sources=_sources_for(args), index_dir=args.index_dir, reader=args.reader,
+                      top_k=args.top_k, mode=args.mode)
+        answer = bot.ask(args.question)
+        if args.json:
+            print(json.dumps(answer.to_dict(), ensure_ascii=False))
+        else:
+            _print_answer(answer)
+        return 0
+    if args.command == "serve":
+        from ui.app import serve
+
+        serve(host=args.host, port=args.port, share=args.share,
+              auth=args.auth or os.environ.get("QA_AUTH"), sources=_sources_for(args),
+              index_dir=args.index_dir, reader=args.reader, top_k=args.top_k, mode=args.mode)
+        return 0
+    if args.command == "eval":
+        from qa.evaluate import evaluate
+
+        result = evaluate(args.file, reader_only=args.reader_only, top_k=args.top_k, reader=args.reader)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            for key, value in result.items():
+                print(f"{key:>20}: {value}")
+        return 0
+    raise ValueError(f"unknown command {args.command!r}")
+
+
+class _NoReader:
+    """Stands in for the reader when only the index is needed."""
+
+    name = "none"
+    threshold = 1.0
+
+    def read(self, question: str, passages: Any) -> list:
+        """Read nothing."""
+        return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``qa`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        return int(importlib.import_module(DELEGATED[argv[0]]).main(argv[1:]) or 0)
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, TypeError, OSError, RuntimeError) as exc:
+        print(f"qa {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Shared fixtures: the seed article, a fake embedder and a fake reader for plumbing tests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.schema import Hit, Passage, Span
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+REPO = Path(__file__).resolve().parent.parent
+ARTICLE = REPO / "seeds" / "article.txt"
+SHARED_DATA = REPO.parent / "shared" / "data"
+_WORD = re.compile(r"\w+")
+
+
+class FakeEmbedder:
+    """Hashed bag-of-words vectors: deterministic, instant, good enough for word-overlap retrieval."""
+
+    name = "fake-bow"
+    dim = 256
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.encoded = 0
+
+    def warm_up(self) -> None:
+        """Nothing to load."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """One unit vector per text."""
+        self.calls += 1
+        self.encoded += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for w in _WORD.findall(text.lower()):
+                h = int(hashlib.md5(w.encode()).hexdigest(), 16)
+                out[i, h % self.dim] += 1.0
+            n = np.linalg.norm(out[i])
+            out[i] = out[i] / n if n else out[i]
+        return out
+
+
+class FakeReader:
+    """Answers with the sentence of the passages that shares most words with the question."""
+
+    name = "fake-reader"
+    threshold = 0.3
+
+    def warm_up(self) -> None:
+        """Nothing to load."""
+
+    def read(self, question: str, passages: Sequence[Passage | Hit], *, top_n: int = 1) -> list[Span]:
+        """Best-overlap sentence as the span, overlap share as the confidence."""
+        q = {w for w in _WORD.findall(question.lower()) if len(w) > 3}
+        best: Span | None = None
+        for item in passages:
+            p = item.passage if isinstance(item, Hit) else item
+            for m in re.finditer(r"[^.!?\n]+[.!?]?", p.text):
+                words = {w for w in _WORD.findall(m.group().lower())}
+                score = len(q & words) / max(1, len(q))
+                text = m.group().strip()
+                if not text:
+                    continue
+                lead = m.group().index(text)
+                s = p.start + m.start() + lead
+                if best is None or score > best.score:
+                    best = Span(text, score, s, s + len(text), p.source, p.id)
+        return [best] if best else []
+
+
+@pytest.fixture
+def article_text() -> str:
+    """The seed article's text."""
+    return ARTICLE.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    """A fresh fake embedder."""
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def fake_reader() -> FakeReader:
+    """A fake reader."""
+    return FakeReader()
+
+
+@pytest.fixture
+def article_dir(tmp_path: Path) -> Path:
+    """A folder holding a copy of the seed article."""
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "article.txt").write_text(ARTICLE.read_text(encoding="utf-8"), encoding="utf-8")
+    return d

@@ -1,0 +1,134 @@
+"""Tests for qa.chatbot: question checks, follow-ups, answers with valid offsets, abstention."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qa.chatbot import MAX_QUESTION_CHARS, Chatbot, clean_question, previous_questions, retrieval_query
+from qa.schema import Answer
+
+
+def make_bot(tmp_path: Path, article_dir: Path, fake_embedder, fake_reader, **kw) -> Chatbot:
+    """A chatbot over the seed article with fake models."""
+    return Chatbot(sources=[article_dir], index_dir=tmp_path / "index", embedder=fake_embedder,
+                   reader=fake_reader, log=lambda m: None, **kw)
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "\x00\x01\t\n", "?!..."])
+def test_clean_question_rejects_empty(bad: str) -> None:
+    with pytest.raises(ValueError, match="Please type a question"):
+        clean_question(bad)
+
+
+def test_clean_question_rejects_too_long() -> None:
+    with pytest.raises(ValueError, match="too long"):
+        clean_question("why " * 2500)
+    assert clean_question("a" * MAX_QUESTION_CHARS) == "a" * MAX_QUESTION_CHARS
+
+
+def test_clean_question_strips_control_characters_and_keeps_other_scripts() -> None:
+    assert clean_question("Who\x00 signed\u200b\n the deal?") == "Who signed the deal?"
+    assert clean_question("Кто подписал соглашения?") == "Кто подписал соглашения?"
+    with pytest.raises(TypeError):
+        clean_question(None)
+
+
+def test_previous_questions_accepts_strings_answers_and_messages() -> None:
+    a = Answer("Q2?", None, 0.0, None, None, None)
+    hist = ["Q1?", a, {"role": "assistant", "content": "x"}, {"role": "user", "content": "Q3?"}, 5]
+    assert previous_questions(hist) == ["Q1?", "Q2?", "Q3?"]
+
+
+def test_retrieval_query_joins_follow_ups_only() -> None:
+    hist = ["Who objected to the factory deal?"]
+    assert retrieval_query("Why did they object?", hist) == "Who objected to the factory deal? Why did they object?"
+    assert retrieval_query("Why?", hist).startswith("Who objected")
+    standalone = "Which president visited Kyiv on Thursday?"
+    assert retrieval_query(standalone, hist) == standalone
+    assert retrieval_query("Why did they object?", None) == "Why did they object?"
+
+
+def test_constructor_checks_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="top_k"):
+        Chatbot(top_k=0)
+    with pytest.raises(ValueError, match="mode"):
+        Chatbot(mode="magic")
+    with pytest.raises(ValueError, match="sources"):
+        Chatbot(sources=[])
+
+
+def test_ask_returns_a_span_of_the_source(tmp_path, article_dir, article_text, fake_embedder, fake_reader):
+    bot = make_bot(tmp_path, article_dir, fake_embedder, fake_reader)
+    answer = bot.ask("Who tried to buy the engine factory?")
+    assert answer.text is not None and not answer.abstained
+    assert article_text[answer.start : answer.end] == answer.text
+    assert answer.source.endswith("article.txt")
+    assert 1 <= len(answer.passages) <= 3
+    for hit in answer.passages:
+        assert article_text[hit.start : hit.end] == hit.text
+    d = answer.to_dict()
+    assert set(d) == {"question", "answer", "score", "start", "end", "source", "passages"}
+    assert set(d["passages"][0]) == {"id", "source", "start", "end", "text", "score"}
+    assert "Chinese" in bot.ask("Who tried to buy the factory?").text
+
+
+def test_ask_abstains_below_threshold(tmp_path, article_dir, fake_embedder, fake_reader):
+    fake_reader.threshold = 1.01
+    bot = make_bot(tmp_path, article_dir, fake_embedder, fake_reader)
+    answer = bot.ask("What is the capital of Australia?")
+    assert answer.abstained and answer.text is None and answer.start is None
+    assert answer.passages, "an abstention still shows the closest passages"
+    assert answer.to_dict()["answer"] is None
+
+
+def test_follow_up_retrieves_with_the_earlier_turn(tmp_path, article_dir, fake_embedder, fake_reader):
+    bot = make_bot(tmp_path, article_dir, fake_embedder, fake_reader, top_k=1)
+    first = bot.ask("Who objected to the factory deal?")
+    follow = bot.retrieve("Why did they object?", history=[first])
+    assert "objected" in follow[0].text
+    alone = bot.retrieve("Why did they object?")
+    assert alone[0].id != follow[0].id or "objected" in alone[0].text
+
+
+def test_describe_names_corpus_and_reader(tmp_path, article_dir, fake_embedder, fake_reader):
+    line = make_bot(tmp_path, article_dir, fake_embedder, fake_reader).describe()
+    assert "article.txt" in line and "fake-reader" in line and "\n" not in line
+
+
+@pytest.mark.parametrize("content", [b"", b"   \n", b"\xff\xfe\xfa not utf-8"])
+def test_bad_source_files_name_the_file(tmp_path, fake_embedder, fake_reader, content: bytes):
+    from qa.sources import SourceError
+
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(content)
+    bot = Chatbot(sources=[bad], index_dir=tmp_path / "i", embedder=fake_embedder, reader=fake_reader)
+    with pytest.raises(SourceError, match="bad.txt"):
+        bot.ask("Anything?")
+
+
+def test_missing_source_names_the_file(tmp_path, fake_embedder, fake_reader):
+    from qa.sources import SourceError
+
+    bot = Chatbot(sources=[tmp_path / "nope.txt"], index_dir=tmp_path / "i", embedder=fake_embedder,
+                  reader=fake_reader)
+    with pytest.raises(SourceError, match="nope.txt"):
+        bot.warm_up()
+
+
+def test_answers_after_source_deleted_while_serving(tmp_path, article_dir, fake_embedder, fake_reader):
+    bot = make_bot(tmp_path, article_dir, fake_embedder, fake_reader)
+    bot.warm_up()
+    (article_dir / "article.txt").unlink()
+    assert bot.ask("Who tried to buy the factory?").text
+
+
+@pytest.mark.slow
+def test_default_chatbot_answers_the_engine_question(tmp_path, article_text):
+    """The real pipeline (MiniLM + the shipped reader) finds the engine-expertise passage."""
+    bot = Chatbot(index_dir=tmp_path / "index", log=lambda m: None)
+    answer = bot.ask("Why does Turkey want Ukrainian engines?")
+    assert any("engine" in h.text for h in answer.passages)
+    if answer.text is not None:
+        assert article_text[answer.start : answer.end] == answer.text

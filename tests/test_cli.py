@@ -1,0 +1,81 @@
+"""Tests for qa.cli: the JSON of `qa ask --json`, `qa index`, errors without tracebacks."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import qa.cli
+from qa.chatbot import Chatbot
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def fake_cli(monkeypatch, fake_embedder, fake_reader):
+    """Make the CLI build chatbots with the fake models."""
+
+    def factory(**kw):
+        kw.pop("reader", None)
+        return Chatbot(embedder=fake_embedder, reader=fake_reader, log=lambda m: None, **kw)
+
+    monkeypatch.setattr(qa.cli, "Chatbot", factory)
+    return factory
+
+
+def test_ask_json_prints_one_object(fake_cli, tmp_path, article_dir, article_text, capsys):
+    code = qa.cli.main(["ask", "Who tried to buy the factory?", "--json", "--sources", str(article_dir),
+                        "--index-dir", str(tmp_path / "idx")])
+    out = capsys.readouterr().out
+    assert code == 0
+    obj = json.loads(out)
+    assert out.count("\n") == 1
+    assert set(obj) == {"question", "answer", "score", "start", "end", "source", "passages"}
+    assert article_text[obj["start"] : obj["end"]] == obj["answer"]
+    for p in obj["passages"]:
+        assert set(p) == {"id", "source", "start", "end", "text", "score"}
+        assert article_text[p["start"] : p["end"]] == p["text"]
+
+
+def test_ask_plain_and_index_reuse(fake_cli, tmp_path, article_dir, capsys):
+    idx = str(tmp_path / "idx")
+    assert qa.cli.main(["index", str(article_dir), "--index-dir", idx]) == 0
+    assert "article.txt" in capsys.readouterr().out
+    assert qa.cli.main(["ask", "Who tried to buy the factory?", "--index-dir", idx]) == 0
+    out = capsys.readouterr().out
+    assert "Chinese" in out and "confidence" in out
+
+
+@pytest.mark.parametrize("question", ["", "   ", "x" * 5000])
+def test_bad_question_is_a_clear_error(fake_cli, tmp_path, article_dir, capsys, question):
+    code = qa.cli.main(["ask", question, "--sources", str(article_dir), "--index-dir", str(tmp_path / "i")])
+    err = capsys.readouterr().err
+    assert code == 2 and "error:" in err and "Traceback" not in err
+
+
+def test_missing_source_is_a_clear_error(fake_cli, tmp_path, capsys):
+    code = qa.cli.main(["ask", "Why?", "--sources", str(tmp_path / "gone.txt"), "--index-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "gone.txt" in err
+
+
+@pytest.mark.slow
+def test_console_script_answers_with_valid_offsets(tmp_path):
+    """The installed `qa` command with the real models, in a fresh process."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    cmd = [sys.executable, "-m", "qa.cli", "ask", "Why does Turkey want Ukrainian engines?", "--json",
+           "--index-dir", str(tmp_path / "index")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    obj = json.loads(proc.stdout)
+    text = (REPO / "seeds" / "article.txt").read_text(encoding="utf-8")
+    assert obj["source"] in (None, "seeds/article.txt")
+    if obj["answer"] is not None:
+        assert text[obj["start"] : obj["end"]] == obj["answer"]
+    assert any("engine" in p["text"] for p in obj["passages"])
