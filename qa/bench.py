@@ -1,0 +1,514 @@
+"""Benchmark indexing and retrieval: build speed, latency per mode and size, memory, recall."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qa.chunk import chunk_text
+from qa.index import (
+    EXACT_MAX,
+    INDEX_FLAT,
+    INDEX_HNSW,
+    Index,
+    chunk_sources,
+    index_type_for,
+    make_faiss_index,
+    text_key,
+)
+from qa.retrieve import MODES, Retriever
+from qa.schema import Passage
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from qa.embed import Embedder
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+DEFAULT_RECALL_FILE = DEFAULT_DATA_DIR / "squad" / "squad-v1.1-dev-40.json"
+DEFAULT_SEED = REPO_ROOT / "seeds" / "article.txt"
+DEFAULT_CACHE_DIR = REPO_ROOT / "build" / "bench-cache"
+DEFAULT_SIZES = (1_000, 10_000, 100_000)
+DEFAULT_QUERIES = 100
+DEFAULT_THROUGHPUT_PASSAGES = 200
+RECALL_KS = (1, 3, 5)
+HNSW_RECALL_K = 10
+#: Texts embedded between two cache writes (an interrupted run keeps what it embedded).
+CACHE_SHARD = 2048
+SHUFFLE_SEED = 0
+#: Marks the single-sentence passages that top up the scaling corpus beyond its sentence windows.
+SINGLE_SUFFIX = "/sentence"
+
+
+def _parse_sizes(value: str) -> list[int]:
+    """Parse ``1000,10000`` (``k`` suffixes allowed: ``1k,10k``) into sizes."""
+    sizes = []
+    for part in value.split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        mult = 1000 if part.endswith("k") else 1
+        try:
+            n = int(part.rstrip("k")) * mult
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(
+                f"sizes must be numbers like 1000,10000 or 1k,10k: {part!r}") from e
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"sizes must be positive, got {n}")
+        sizes.append(n)
+    return sizes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``qa bench`` argument parser."""
+    p = argparse.ArgumentParser(prog="qa bench", description=__doc__)
+    p.add_argument("--sizes", type=_parse_sizes, default=list(DEFAULT_SIZES),
+                   help="corpus sizes in passages for the latency runs (default 1000,10000,100000; "
+                        "'' to skip)")
+    p.add_argument("--queries", type=int, default=DEFAULT_QUERIES,
+                   help=f"questions timed per mode and size (default {DEFAULT_QUERIES})")
+    p.add_argument("--recall", action="store_true",
+                   help="also measure open-domain recall@1/3/5 per mode on --recall-file")
+    p.add_argument("--recall-file", default=str(DEFAULT_RECALL_FILE), help="SQuAD-format JSON for --recall")
+    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR),
+                   help="folder of SQuAD-format JSON files whose contexts make the scaling corpus")
+    p.add_argument("--seed-article", default=str(DEFAULT_SEED), help="article timed for indexing")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR),
+                   help="where embedded bench vectors are cached by text SHA-256")
+    p.add_argument("--model", default=None, help="embedding model (default all-MiniLM-L6-v2)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; 1 can be faster on a busy machine)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def _peak_memory_mib() -> float:
+    """Peak resident memory of this process in MiB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 / 1024 if sys.platform == "darwin" else rss / 1024
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    pos = (len(ordered) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+class VectorCache:
+    """Embedded vectors on disk by text SHA-256, written in shards (``.npy`` + keys ``.json``)."""
+
+    def __init__(self, folder: Path, embedder: Embedder) -> None:
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedder.name)[-80:]
+        self.folder = folder / slug
+        self.embedder = embedder
+        self.vectors: dict[str, np.ndarray] = {}
+        self.embedded = 0
+        self.embed_seconds = 0.0
+
+    def load(self) -> None:
+        """Read every shard whose keys and vectors agree."""
+        import numpy as np
+
+        if not self.folder.is_dir():
+            return
+        for keys_file in sorted(self.folder.glob("shard-*.json")):
+            try:
+                keys = json.loads(keys_file.read_text(encoding="utf-8"))
+                vecs = np.load(keys_file.with_suffix(".npy"), allow_pickle=False)
+            except (OSError, ValueError, EOFError):
+                continue
+            if vecs.shape == (len(keys), self.embedder.dim) and vecs.dtype == np.float32:
+                self.vectors.update(zip(keys, vecs, strict=True))
+
+    def _save_shard(self, keys: list[str], vecs: np.ndarray) -> None:
+        """Write one shard (vectors first, keys last, each by atomic rename)."""
+        import numpy as np
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stem = f"shard-{time.time_ns()}"
+        tmp = self.folder / f".{stem}.npy"
+        with tmp.open("wb") as f:
+            np.save(f, vecs, allow_pickle=False)
+        tmp.replace(self.folder / f"{stem}.npy")
+        tmp = self.folder / f".{stem}.json"
+        tmp.write_text(json.dumps(keys), encoding="utf-8")
+        tmp.replace(self.folder / f"{stem}.json")
+
+    def add(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Cache vectors embedded elsewhere."""
+        pairs = zip((text_key(t) for t in texts), vectors, strict=True)
+        new = [(k, v) for k, v in pairs if k not in self.vectors]
+        if new:
+            import numpy as np
+
+            self.vectors.update(new)
+            self._save_shard([k for k, _ in new], np.stack([v for _, v in new]).astype(np.float32))
+
+    def get(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Vectors for ``texts``, embedding (and caching) those not cached yet."""
+        import numpy as np
+        from tqdm import tqdm
+
+        keys = [text_key(t) for t in texts]
+        todo: dict[str, str] = {}
+        for k, t in zip(keys, texts, strict=True):
+            if k not in self.vectors and k not in todo:
+                todo[k] = t
+        items = list(todo.items())
+        with tqdm(total=len(items), desc="Embedding (bench cache)", unit="text", file=sys.stderr,
+                  disable=not progress or not items) as bar:
+            for i in range(0, len(items), CACHE_SHARD):
+                batch = items[i:i + CACHE_SHARD]
+                t0 = time.perf_counter()
+                vecs = self.embedder.encode([t for _, t in batch])
+                self.embed_seconds += time.perf_counter() - t0
+                self.embedded += len(batch)
+                self.vectors.update(zip((k for k, _ in batch), vecs, strict=True))
+                self._save_shard([k for k, _ in batch], vecs)
+                bar.update(len(batch))
+        if not keys:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return np.stack([self.vectors[k] for k in keys]).astype(np.float32, copy=False)
+
+
+class _CachedQueries:
+    """An embedder that answers ``encode`` from precomputed vectors (falls back to the model)."""
+
+    def __init__(self, embedder: Embedder, vectors: dict[str, np.ndarray]) -> None:
+        self.embedder = embedder
+        self.vectors = vectors
+        self.name = embedder.name
+        self.dim = embedder.dim
+
+    def warm_up(self) -> None:
+        """Load the underlying model."""
+        self.embedder.warm_up()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Precomputed vectors where known."""
+        import numpy as np
+
+        if all(t in self.vectors for t in texts):
+            return np.stack([self.vectors[t] for t in texts]) if texts else self.embedder.encode([])
+        return self.embedder.encode(texts)
+
+
+def _squad_files(data_dir: Path) -> list[Path]:
+    """Every JSON file under ``data_dir``, sorted."""
+    return sorted(p for p in data_dir.rglob("*.json") if p.is_file())
+
+
+def load_contexts(data_dir: Path) -> list[tuple[str, str]]:
+    """Distinct ``(source name, context)`` pairs of all SQuAD-format files under ``data_dir``."""
+    seen: set[str] = set()
+    out = []
+    for f in _squad_files(data_dir):
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            continue
+        for a, article in enumerate(data["data"]):
+            for p, para in enumerate(article.get("paragraphs", [])):
+                ctx = para.get("context")
+                if isinstance(ctx, str) and ctx.strip() and ctx not in seen:
+                    seen.add(ctx)
+                    out.append((f"{f.relative_to(data_dir).as_posix()}:{a}:{p}", ctx))
+    return out
+
+
+def load_questions(data_dir: Path, limit: int) -> list[str]:
+    """Up to ``limit`` distinct questions from the files under ``data_dir`` (shuffled, fixed seed)."""
+    qs: set[str] = set()
+    for f in _squad_files(data_dir):
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for article in data.get("data", []) if isinstance(data, dict) else []:
+            for para in article.get("paragraphs", []):
+                for qa in para.get("qas", []):
+                    if isinstance(qa.get("question"), str) and qa["question"].strip():
+                        qs.add(qa["question"].strip())
+    ordered = sorted(qs)
+    random.Random(SHUFFLE_SEED).shuffle(ordered)
+    return ordered[:limit]
+
+
+def passage_pool(contexts: list[tuple[str, str]], size: int) -> list[Passage]:
+    """``size`` real passages: default 3-sentence windows, topped up with single sentences if needed."""
+    rng = random.Random(SHUFFLE_SEED)
+    windows = [p for name, ctx in contexts for p in chunk_text(ctx, name)]
+    rng.shuffle(windows)
+    pool = windows[:size]
+    if len(pool) < size:
+        have = {p.text for p in pool}
+        singles = [p for name, ctx in contexts
+                   for p in chunk_text(ctx, name + SINGLE_SUFFIX, sentences=1, overlap=0)
+                   if p.text not in have]
+        rng.shuffle(singles)
+        pool += singles[:size - len(pool)]
+    return pool
+
+
+def _composition(pool: Sequence[Passage]) -> dict[str, int]:
+    """How many passages of a pool are sentence windows and how many single sentences."""
+    singles = sum(1 for p in pool if p.source.endswith(SINGLE_SUFFIX))
+    return {"windows": len(pool) - singles, "single_sentences": singles}
+
+
+def _time_retrieval(retriever: Retriever, queries: Iterable[str]) -> dict[str, float]:
+    """Latency of ``retrieve`` in milliseconds: p50, p95, mean."""
+    times = []
+    for q in queries:
+        t0 = time.perf_counter()
+        retriever.retrieve(q)
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"p50_ms": round(_percentile(times, 50), 2), "p95_ms": round(_percentile(times, 95), 2),
+            "mean_ms": round(statistics.fmean(times), 2) if times else float("nan")}
+
+
+def _hnsw_recall(vectors: np.ndarray, queries: np.ndarray, approx: Any, k: int) -> float:
+    """Mean overlap of the HNSW top-k with the exact top-k."""
+    exact = make_faiss_index(vectors, INDEX_FLAT)
+    _, truth = exact.search(queries, k)
+    idx = Index(passages=[Passage(str(i), "x", 0, 0, "") for i in range(len(vectors))], vectors=vectors,
+                manifest={"index_type": index_type_for(len(vectors))}, faiss_index=approx)
+    got = idx.search(queries, k)
+    hits = [len(set(t.tolist()) & {r for r, _ in g}) / k for t, g in zip(truth, got, strict=True)]
+    return statistics.fmean(hits)
+
+
+def bench_seed(embedder: Embedder, seed: Path) -> dict[str, Any]:
+    """Time a fresh index of the seed article (model already loaded)."""
+    from qa.sources import read_source
+
+    sources = {seed.name: read_source(seed)}
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        index = Index.build_or_load(sources, Path(tmp) / "index", embedder, log=lambda m: None)
+        seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        Index.build_or_load(sources, Path(tmp) / "index", embedder, log=lambda m: None)
+        reload_s = time.perf_counter() - t0
+    return {"passages": len(index), "index_seconds": round(seconds, 3), "reload_seconds": round(reload_s, 4)}
+
+
+def bench_throughput(embedder: Embedder, cache: VectorCache, passages: list[Passage]) -> dict[str, Any]:
+    """Fresh (uncached) build speed: embed + FAISS over ``passages`` (the vectors are then cached)."""
+    texts = [p.text for p in passages]
+    t0 = time.perf_counter()
+    vectors = embedder.encode(texts)
+    embed_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    make_faiss_index(vectors, index_type_for(len(texts)))
+    faiss_s = time.perf_counter() - t0
+    cache.add(texts, vectors)
+    total = embed_s + faiss_s
+    return {"passages": len(texts), "seconds": round(total, 2),
+            "passages_per_s": round(len(texts) / total, 1) if total else float("inf"),
+            "mean_chars": round(statistics.fmean(len(t) for t in texts), 1) if texts else 0}
+
+
+def bench_size(embedder: Embedder, cache: VectorCache, pool: list[Passage], questions: list[str],
+               qvecs: np.ndarray, *, progress: bool) -> dict[str, Any]:
+    """Latency per mode over a corpus of ``len(pool)`` passages."""
+    vectors = cache.get([p.text for p in pool], progress=progress)
+    index_type = index_type_for(len(pool))
+    t0 = time.perf_counter()
+    fa = make_faiss_index(vectors, index_type)
+    faiss_s = time.perf_counter() - t0
+    index = Index(passages=pool, vectors=vectors, manifest={"index_type": index_type}, faiss_index=fa)
+    queries = _CachedQueries(embedder, dict(zip(questions, qvecs, strict=True)))
+    out: dict[str, Any] = {"passages": len(pool), "composition": _composition(pool), "index_type": index_type,
+                           "faiss_build_seconds": round(faiss_s, 2), "modes": {}}
+    bm25_s = None
+    for mode in MODES:
+        r = Retriever(index=index, embedder=queries, mode=mode)
+        t0 = time.perf_counter()
+        r.warm_up()
+        if mode == "hybrid":
+            bm25_s = time.perf_counter() - t0
+        r.retrieve(questions[0])  # first call pays one-time costs
+        timing = {"search": _time_retrieval(r, questions)}
+        # end to end: the question is embedded by the model on every call, as in the chatbot
+        r.embedder = embedder
+        timing["end_to_end"] = _time_retrieval(r, questions)
+        out["modes"][mode] = timing
+        del r
+    out["bm25_build_seconds"] = round(bm25_s or 0.0, 2)
+    if index_type != INDEX_FLAT:
+        out[f"hnsw_recall@{HNSW_RECALL_K}"] = round(_hnsw_recall(vectors, qvecs, fa, HNSW_RECALL_K), 4)
+    elif len(pool) > HNSW_RECALL_K:
+        # what HNSW would give at this size (the index uses exact search here)
+        t0 = time.perf_counter()
+        hnsw = make_faiss_index(vectors, INDEX_HNSW)
+        out["hnsw_build_seconds_if_used"] = round(time.perf_counter() - t0, 2)
+        recall = _hnsw_recall(vectors, qvecs, hnsw, HNSW_RECALL_K)
+        out[f"hnsw_recall@{HNSW_RECALL_K}_if_used"] = round(recall, 4)
+    out["peak_memory_mib"] = round(_peak_memory_mib(), 1)
+    return out
+
+
+def bench_recall(embedder: Embedder, cache: VectorCache, path: Path, *, progress: bool) -> dict[str, Any]:
+    """Open-domain recall@k per mode: all paragraphs of ``path`` form one corpus."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    sources: dict[str, str] = {}
+    golds: list[tuple[str, str, list[int]]] = []
+    for a, article in enumerate(data["data"]):
+        for p, para in enumerate(article["paragraphs"]):
+            name = f"{a}:{p}"
+            sources[name] = para["context"]
+            for qa in para["qas"]:
+                starts = [int(ans["answer_start"]) for ans in qa.get("answers", [])]
+                if starts and qa["question"].strip():
+                    golds.append((qa["question"].strip(), name, starts))
+    passages = chunk_sources(sources, {"sentences": 3, "overlap": 1, "max_chars": 1000})
+    vectors = cache.get([p.text for p in passages], progress=progress)
+    index = Index(passages=passages, vectors=vectors, manifest={"index_type": index_type_for(len(passages))},
+                  faiss_index=make_faiss_index(vectors, index_type_for(len(passages))))
+    qtexts = sorted({q for q, _, _ in golds})
+    qvecs = cache.get(qtexts, progress=progress)
+    queries = _CachedQueries(embedder, dict(zip(qtexts, qvecs, strict=True)))
+    out: dict[str, Any] = {"file": str(path), "paragraphs": len(sources), "passages": len(passages),
+                           "questions": len(golds), "modes": {}}
+    for mode in MODES:
+        r = Retriever(index=index, embedder=queries, mode=mode)
+        r.warm_up()
+        found = dict.fromkeys(RECALL_KS, 0)
+        for q, name, starts in golds:
+            # dense and lexical rankings do not depend on top_k (their top 1 and 3 are prefixes of
+            # their top 5); hybrid fuses top_k-sized candidate lists, so it is asked once per k
+            ranked = r.retrieve(q, top_k=max(RECALL_KS)) if mode != "hybrid" else None
+            for k in RECALL_KS:
+                hits = ranked[:k] if ranked is not None else r.retrieve(q, top_k=k)
+                if any(h.source == name and any(h.start <= s < h.end for s in starts) for h in hits):
+                    found[k] += 1
+        out["modes"][mode] = {f"recall@{k}": round(found[k] / len(golds), 4) for k in RECALL_KS}
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the benchmark; return the results."""
+    from qa.embed import DEFAULT_EMBEDDING_MODEL, Embedder
+
+    say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    progress = not args.quiet
+    import torch
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    embedder = Embedder(model=args.model or DEFAULT_EMBEDDING_MODEL)
+    embedder.warm_up()
+    result: dict[str, Any] = {"model": embedder.name, "dim": embedder.dim, "exact_max": EXACT_MAX,
+                              "model_load_seconds": round(time.perf_counter() - t0, 2)}
+    result["torch_threads"] = torch.get_num_threads()
+    cache = VectorCache(Path(args.cache_dir), embedder)
+    cache.load()
+    say(f"bench cache: {len(cache.vectors):,} vectors in {cache.folder}")
+    seed = Path(args.seed_article)
+    if seed.is_file():
+        say("timing the seed article…")
+        result["seed_article"] = bench_seed(embedder, seed)
+    sizes = sorted(set(args.sizes))
+    if sizes:
+        data_dir = Path(args.data_dir)
+        contexts = load_contexts(data_dir)
+        if not contexts:
+            raise SystemExit(f"no SQuAD-format contexts under {data_dir}; pass --data-dir")
+        result["corpus"] = {"data_dir": str(data_dir), "contexts": len(contexts)}
+        pool = passage_pool(contexts, max(sizes))
+        say(f"fresh build throughput on {min(DEFAULT_THROUGHPUT_PASSAGES, len(pool))} passages…")
+        result["build_throughput"] = bench_throughput(embedder, cache, pool[:DEFAULT_THROUGHPUT_PASSAGES])
+        questions = load_questions(data_dir, args.queries)
+        qvecs = cache.get(questions)
+        result["queries_per_mode"] = len(questions)
+        result["sizes"] = {}
+        for size in sizes:
+            sub = pool[:size]
+            say(f"size {len(sub):,}: embedding (cached) and timing…")
+            result["sizes"][str(size)] = bench_size(embedder, cache, sub, questions, qvecs, progress=progress)
+            say(json.dumps(result["sizes"][str(size)]))
+    if args.recall:
+        say("open-domain recall…")
+        result["recall"] = bench_recall(embedder, cache, Path(args.recall_file), progress=progress)
+    result["embedded_this_run"] = cache.embedded
+    if cache.embedded:
+        result["uncached_embedding_passages_per_s"] = round(cache.embedded / cache.embed_seconds, 1)
+    result["peak_memory_mib"] = round(_peak_memory_mib(), 1)
+    return result
+
+
+def _print_human(r: dict[str, Any]) -> None:
+    """The results as readable lines."""
+    print(f"model {r['model']} (dim {r['dim']}), loaded in {r['model_load_seconds']} s, "
+          f"torch threads {r['torch_threads']}")
+    if "seed_article" in r:
+        s = r["seed_article"]
+        print(f"seed article: {s['passages']} passages indexed in {s['index_seconds']} s "
+              f"(reload {s['reload_seconds']} s)")
+    if "build_throughput" in r:
+        b = r["build_throughput"]
+        print(f"fresh build throughput: {b['passages_per_s']} passages/s "
+              f"({b['passages']} passages, mean {b['mean_chars']} chars, {b['seconds']} s)")
+    for size, s in r.get("sizes", {}).items():
+        line = (f"{int(size):>7,} passages  index {s['index_type']:<8} "
+                f"faiss build {s['faiss_build_seconds']} s, bm25 build {s['bm25_build_seconds']} s")
+        if f"hnsw_recall@{HNSW_RECALL_K}" in s:
+            line += f", HNSW recall@{HNSW_RECALL_K} vs exact {s[f'hnsw_recall@{HNSW_RECALL_K}']}"
+        elif f"hnsw_recall@{HNSW_RECALL_K}_if_used" in s:
+            line += (f" (HNSW here would give recall@{HNSW_RECALL_K} vs exact "
+                     f"{s[f'hnsw_recall@{HNSW_RECALL_K}_if_used']}, "
+                     f"build {s['hnsw_build_seconds_if_used']} s)")
+        print(line)
+        for mode, m in s["modes"].items():
+            e, q = m["end_to_end"], m["search"]
+            print(f"          {mode:<8} end to end p50 {e['p50_ms']:>7} ms  p95 {e['p95_ms']:>7} ms"
+                  f"  | search only (question pre-embedded) p50 {q['p50_ms']:>6} ms  p95 {q['p95_ms']:>6} ms")
+    if "recall" in r:
+        rc = r["recall"]
+        print(f"open-domain recall on {Path(rc['file']).name}: {rc['paragraphs']} paragraphs, "
+              f"{rc['passages']} passages, {rc['questions']} questions")
+        for mode, m in rc["modes"].items():
+            print(f"          {mode:<8} " + "  ".join(f"{k} {v:.3f}" for k, v in m.items()))
+    if r.get("embedded_this_run"):
+        print(f"embedded {r['embedded_this_run']:,} uncached texts at "
+              f"{r['uncached_embedding_passages_per_s']} texts/s")
+    print(f"peak memory {r['peak_memory_mib']} MiB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``qa bench``; return the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.queries < 1:
+        build_parser().error("--queries must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        build_parser().error("--threads must be at least 1")
+    result = run(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_human(result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,430 @@
+"""The passage index: chunked sources, their vectors and a FAISS index, saved in one folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qa.chunk import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, DEFAULT_SENTENCES, chunk_text
+from qa.schema import Passage
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from qa.embed import Embedder
+
+FORMAT_VERSION = 1
+#: Up to this many passages the index is exact (flat inner product); above it, HNSW.
+EXACT_MAX = 20_000
+INDEX_FLAT = "flat-ip"
+INDEX_HNSW = "hnsw-ip"
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 100
+HNSW_EF_SEARCH = 128
+#: Texts per ``Embedder.encode`` call while building (the progress bar's step).
+EMBED_CHUNK = 512
+DEFAULT_CHUNK_SETTINGS = {"sentences": DEFAULT_SENTENCES, "overlap": DEFAULT_OVERLAP,
+                          "max_chars": DEFAULT_MAX_CHARS}
+
+MANIFEST_FILE = "manifest.json"
+PASSAGES_FILE = "passages.jsonl"
+VECTORS_FILE = "vectors.npy"
+FAISS_FILE = "faiss.index"
+#: The embedding cache: the SHA-256 of each passage text, row for row with ``vectors.npy``.
+VECTOR_KEYS_FILE = "vector_keys.json"
+INDEX_FILES = frozenset({MANIFEST_FILE, PASSAGES_FILE, VECTORS_FILE, FAISS_FILE, VECTOR_KEYS_FILE})
+#: Other files (a README) that an index folder may hold; they are carried over on rebuild.
+MAX_FOREIGN_FILES = 3
+
+Log = Callable[[str], None]
+
+
+class IndexMismatchError(RuntimeError):
+    """An index folder that is stale (other sources, model or settings) or damaged."""
+
+
+def _stderr(message: str) -> None:
+    """Default log: one line on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def text_key(text: str) -> str:
+    """The SHA-256 hex digest of a text (the embedding cache key, the source fingerprint)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def normalise_chunk_settings(chunk_settings: dict[str, Any] | None) -> dict[str, int]:
+    """The full chunk settings: defaults filled in, unknown keys refused."""
+    if chunk_settings is None:
+        return dict(DEFAULT_CHUNK_SETTINGS)
+    if not isinstance(chunk_settings, dict):
+        raise TypeError(f"chunk_settings must be a dict such as {DEFAULT_CHUNK_SETTINGS}, or None")
+    unknown = set(chunk_settings) - set(DEFAULT_CHUNK_SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown chunk settings {sorted(unknown)}; use {sorted(DEFAULT_CHUNK_SETTINGS)}")
+    return {**DEFAULT_CHUNK_SETTINGS, **chunk_settings}
+
+
+def index_type_for(n_passages: int) -> str:
+    """The FAISS index type used for this many passages."""
+    return INDEX_FLAT if n_passages <= EXACT_MAX else INDEX_HNSW
+
+
+def make_faiss_index(vectors: np.ndarray, index_type: str) -> Any:
+    """A FAISS inner-product index over ``vectors`` (flat, or HNSW for large corpora)."""
+    import faiss
+    import numpy as np
+
+    dim = int(vectors.shape[1])
+    if index_type == INDEX_FLAT:
+        index = faiss.IndexFlatIP(dim)
+    elif index_type == INDEX_HNSW:
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+    else:
+        raise ValueError(f"unknown index type {index_type!r}; use {INDEX_FLAT!r} or {INDEX_HNSW!r}")
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def chunk_sources(sources: dict[str, str], chunk_settings: dict[str, int]) -> list[Passage]:
+    """All passages of all sources, sources in name order."""
+    return [p for name in sorted(sources) for p in chunk_text(sources[name], name, **chunk_settings)]
+
+
+def _check_sources(sources: Any) -> dict[str, str]:
+    """Return ``sources`` if it maps names to texts, else raise."""
+    if not isinstance(sources, dict) or not sources:
+        raise ValueError("sources must be a non-empty {name: text} dict (see qa.sources.collect_sources)")
+    for name, text in sources.items():
+        if not isinstance(name, str) or not name or not isinstance(text, str):
+            raise TypeError(f"sources must map non-empty str names to str texts, got {name!r}")
+    return sources
+
+
+def _manifest(sources: dict[str, str], embedder: Embedder, settings: dict[str, int], n: int) -> dict:
+    """The manifest describing an index of these sources, model and settings."""
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "embedding": {"model": embedder.name, "dim": int(embedder.dim)},
+        "chunk": dict(settings),
+        "index_type": index_type_for(n),
+        "sources": {name: text_key(sources[name]) for name in sorted(sources)},
+        "passages": n,
+    }
+    if manifest["index_type"] == INDEX_HNSW:
+        manifest["hnsw"] = {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
+    manifest["inputs"] = [Path(os.path.abspath(name)).as_posix() for name in sorted(sources)]
+    return manifest
+
+
+def _staleness(found: dict, expected: dict) -> str | None:
+    """Why an index with manifest ``found`` does not fit ``expected``, or None when it does."""
+    if found.get("format_version") != expected["format_version"]:
+        return f"was written in format {found.get('format_version')!r}, not {FORMAT_VERSION}"
+    if found.get("embedding") != expected["embedding"]:
+        return f"was embedded with {found.get('embedding')}, not {expected['embedding']}"
+    if found.get("chunk") != expected["chunk"]:
+        return f"was chunked with {found.get('chunk')}, not {expected['chunk']}"
+    old, new = found.get("sources"), expected["sources"]
+    if not isinstance(old, dict):
+        return "has no source list"
+    if old != new:
+        parts = []
+        for label, names in (("added", sorted(set(new) - set(old))), ("removed", sorted(set(old) - set(new))),
+                             ("changed", sorted(n for n in set(old) & set(new) if old[n] != new[n]))):
+            if names:
+                shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+                parts.append(f"{label} {shown}")
+        return "is stale (sources " + "; ".join(parts) + ")"
+    for key in expected:
+        if key != "inputs" and found.get(key) != expected[key]:
+            return f"is stale ({key} is {found.get(key)!r}, expected {expected[key]!r})"
+    return None
+
+
+def _read_passages(path: Path) -> list[Passage]:
+    """Passages from a JSON-lines file."""
+    passages = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            if not isinstance(row, dict) or set(row) != {"id", "source", "start", "end", "text"}:
+                raise ValueError(f"{path.name}: unexpected record")
+            passages.append(Passage(**row))
+    return passages
+
+
+def _fsync(path: Path) -> None:
+    """Flush a written file to disk."""
+    with path.open("rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _write_files(index: Index, folder: Path) -> None:
+    """Write an index's files into ``folder`` (an empty temporary folder)."""
+    import faiss
+    import numpy as np
+
+    with (folder / PASSAGES_FILE).open("w", encoding="utf-8") as f:
+        for p in index.passages:
+            f.write(json.dumps({"id": p.id, "source": p.source, "start": p.start, "end": p.end,
+                                "text": p.text}) + "\n")
+    np.save(folder / VECTORS_FILE, np.ascontiguousarray(index.vectors, dtype=np.float32), allow_pickle=False)
+    keys = {"model": index.manifest["embedding"]["model"], "dim": index.manifest["embedding"]["dim"],
+            "keys": [text_key(p.text) for p in index.passages]}
+    (folder / VECTOR_KEYS_FILE).write_text(json.dumps(keys), encoding="utf-8")
+    faiss.write_index(index.faiss, str(folder / FAISS_FILE))
+    (folder / MANIFEST_FILE).write_text(json.dumps(index.manifest, indent=2), encoding="utf-8")
+    for name in INDEX_FILES:
+        _fsync(folder / name)
+
+
+def _foreign_entries(folder: Path) -> list[Path]:
+    """Entries of an existing index folder that the index did not write."""
+    return sorted(p for p in folder.iterdir() if p.name not in INDEX_FILES)
+
+
+def _check_index_dir(folder: Path) -> None:
+    """Refuse index folders whose replacement could destroy unrelated files."""
+    cwd = Path.cwd()
+    if folder == cwd or folder in cwd.parents:
+        raise ValueError(f"{folder}: the index folder cannot be the working folder or one above it; "
+                         "pass a dedicated folder such as index/")
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder}: exists and is not a folder; pass a folder path for the index")
+    if folder.is_dir():
+        foreign = _foreign_entries(folder)
+        if len(foreign) > MAX_FOREIGN_FILES or any(not p.is_file() for p in foreign):
+            shown = ", ".join(p.name for p in foreign[:5])
+            raise ValueError(f"{folder}: holds files that are not an index ({shown}); "
+                             "pass an empty or new folder for the index")
+
+
+def save_atomically(index: Index, index_dir: str | Path) -> None:
+    """Write ``index`` into a temporary sibling folder, then swap it in place of ``index_dir``."""
+    folder = Path(os.path.abspath(index_dir))
+    _check_index_dir(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        _write_files(index, tmp)
+        if folder.is_dir():
+            for extra in _foreign_entries(folder):
+                shutil.copy2(extra, tmp / extra.name)
+            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(folder, old)
+            try:
+                os.rename(tmp, folder)
+            except BaseException:
+                os.rename(old, folder)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+class Index:
+    """Passages, their unit vectors and a FAISS inner-product index over them."""
+
+    def __init__(self, *, passages: Sequence[Passage], vectors: np.ndarray, manifest: dict,
+                 faiss_index: Any) -> None:
+        if len(passages) != len(vectors) or int(faiss_index.ntotal) != len(passages):
+            raise ValueError(f"{len(passages)} passages, {len(vectors)} vectors and "
+                             f"{int(faiss_index.ntotal)} indexed vectors must all be equal")
+        self.passages: list[Passage] = list(passages)
+        self.vectors = vectors
+        self.manifest = manifest
+        self.faiss = faiss_index
+        #: How many passage texts were embedded to make this index (0 when loaded or all cached).
+        self.embedded = 0
+
+    def __len__(self) -> int:
+        """The number of passages."""
+        return len(self.passages)
+
+    @property
+    def dim(self) -> int:
+        """The vector dimension."""
+        return int(self.vectors.shape[1])
+
+    @property
+    def index_type(self) -> str:
+        """``flat-ip`` (exact) or ``hnsw-ip`` (approximate)."""
+        return str(self.manifest.get("index_type", INDEX_FLAT))
+
+    def search(self, query_vectors: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        """For each query vector, up to ``k`` ``(passage row, inner product)`` pairs, best first."""
+        import faiss
+        import numpy as np
+
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        q = np.asarray(query_vectors, dtype=np.float32)
+        if q.ndim == 1:
+            q = q[None, :]
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise ValueError(f"query_vectors must have shape (n, {self.dim}), got {np.shape(query_vectors)}")
+        if not len(self.passages) or not len(q):
+            return [[] for _ in range(len(q))]
+        kk = min(k, len(self.passages))
+        q = np.ascontiguousarray(q)
+        if self.index_type == INDEX_HNSW:
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = max(HNSW_EF_SEARCH, kk)
+            scores, rows = self.faiss.search(q, kk, params=params)
+        else:
+            scores, rows = self.faiss.search(q, kk)
+        return [[(int(r), float(s)) for r, s in zip(rr, ss, strict=True) if r >= 0]
+                for rr, ss in zip(rows, scores, strict=True)]
+
+    @classmethod
+    def build(cls, sources: dict[str, str], embedder: Embedder, *, chunk_settings: dict | None = None,
+              cache: dict[str, np.ndarray] | None = None, progress: bool = False) -> Index:
+        """Chunk and embed ``sources`` in memory (texts found in ``cache`` are not re-embedded)."""
+        settings = normalise_chunk_settings(chunk_settings)
+        passages = chunk_sources(_check_sources(sources), settings)
+        return cls._from_passages(sources, passages, embedder, settings, cache or {}, progress)
+
+    @classmethod
+    def _from_passages(cls, sources: dict[str, str], passages: list[Passage], embedder: Embedder,
+                       settings: dict[str, int], cache: dict[str, np.ndarray], progress: bool) -> Index:
+        """Embed what the cache lacks and assemble the index."""
+        import numpy as np
+        from tqdm import tqdm
+
+        if not passages:
+            raise ValueError("the sources hold no text to index")
+        dim = int(embedder.dim)
+        keys = [text_key(p.text) for p in passages]
+        todo: dict[str, str] = {}
+        for key, p in zip(keys, passages, strict=True):
+            if key not in cache and key not in todo:
+                todo[key] = p.text
+        found: dict[str, np.ndarray] = dict(cache)
+        items = list(todo.items())
+        with tqdm(total=len(items), desc="Embedding", unit="passage", file=sys.stderr,
+                  disable=not progress or not items) as bar:
+            for i in range(0, len(items), EMBED_CHUNK):
+                batch = items[i:i + EMBED_CHUNK]
+                vecs = np.asarray(embedder.encode([t for _, t in batch]), dtype=np.float32)
+                if vecs.shape != (len(batch), dim):
+                    raise RuntimeError(f"the embedder returned shape {vecs.shape}, "
+                                       f"expected {(len(batch), dim)}")
+                found.update((key, vec) for (key, _), vec in zip(batch, vecs, strict=True))
+                bar.update(len(batch))
+        vectors = np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+        manifest = _manifest(sources, embedder, settings, len(passages))
+        index = cls(passages=passages, vectors=vectors, manifest=manifest,
+                    faiss_index=make_faiss_index(vectors, manifest["index_type"]))
+        index.embedded = len(items)
+        return index
+
+    @classmethod
+    def load(cls, index_dir: str | Path, *, expected: dict | None = None,
+             passages: list[Passage] | None = None) -> Index:
+        """Load an index folder; raise IndexMismatchError when it is damaged or not as expected."""
+        import faiss
+        import numpy as np
+
+        folder = Path(index_dir)
+        try:
+            manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise IndexMismatchError(f"has no {MANIFEST_FILE}") from e
+        except (OSError, ValueError) as e:
+            raise IndexMismatchError(f"is damaged ({MANIFEST_FILE} is not valid JSON)") from e
+        if not isinstance(manifest, dict):
+            raise IndexMismatchError(f"is damaged ({MANIFEST_FILE} is not a JSON object)")
+        if expected is not None:
+            reason = _staleness(manifest, expected)
+            if reason:
+                raise IndexMismatchError(reason)
+        try:
+            found = _read_passages(folder / PASSAGES_FILE)
+            vectors = np.load(folder / VECTORS_FILE, allow_pickle=False)
+            fa = faiss.read_index(str(folder / FAISS_FILE))
+        except FileNotFoundError as e:
+            raise IndexMismatchError(f"is damaged ({Path(e.filename or '?').name} is missing)") from e
+        except (OSError, ValueError, RuntimeError, EOFError, TypeError) as e:
+            raise IndexMismatchError(f"is damaged ({type(e).__name__}: {str(e)[:120]})") from e
+        n = manifest.get("passages")
+        dim = (manifest.get("embedding") or {}).get("dim")
+        if passages is not None and found != passages:
+            raise IndexMismatchError(f"is damaged ({PASSAGES_FILE} does not match the sources)")
+        if vectors.dtype != np.float32 or vectors.shape != (n, dim) or len(found) != n:
+            raise IndexMismatchError(f"is damaged ({VECTORS_FILE} has shape {vectors.shape}, "
+                                     f"{len(found)} passages, manifest says {n} x {dim})")
+        if not np.isfinite(vectors).all():
+            raise IndexMismatchError(f"is damaged ({VECTORS_FILE} holds non-finite values)")
+        if int(fa.ntotal) != n or int(fa.d) != dim or fa.metric_type != faiss.METRIC_INNER_PRODUCT:
+            raise IndexMismatchError(f"is damaged ({FAISS_FILE} does not match the vectors)")
+        return cls(passages=found, vectors=vectors, manifest=manifest, faiss_index=fa)
+
+    @staticmethod
+    def read_cache(index_dir: str | Path, embedder: Embedder) -> dict[str, np.ndarray]:
+        """The cached vectors of an index folder, by passage-text SHA-256 ({} when unusable)."""
+        import numpy as np
+
+        folder = Path(index_dir)
+        try:
+            meta = json.loads((folder / VECTOR_KEYS_FILE).read_text(encoding="utf-8"))
+            if meta.get("model") != embedder.name or meta.get("dim") != embedder.dim:
+                return {}
+            keys = meta["keys"]
+            vectors = np.load(folder / VECTORS_FILE, allow_pickle=False)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError):
+            return {}
+        if vectors.dtype != np.float32 or vectors.shape != (len(keys), embedder.dim) \
+                or not np.isfinite(vectors).all():
+            return {}
+        return {k: v for k, v in zip(keys, vectors, strict=True) if isinstance(k, str)}
+
+    @classmethod
+    def build_or_load(
+        cls,
+        sources: dict[str, str],
+        index_dir: str | Path,
+        embedder: Embedder,
+        *,
+        chunk_settings: dict | None = None,
+        rebuild: bool = False,
+        progress: bool = False,
+        log: Log | None = None,
+    ) -> Index:
+        """Load the index in ``index_dir`` if it matches ``sources``; else (re)build and save it."""
+        if not isinstance(index_dir, (str, Path)) or not str(index_dir):
+            raise TypeError(f"index_dir must be a folder path, got {index_dir!r}")
+        if not callable(getattr(embedder, "encode", None)):
+            raise TypeError("embedder must be a qa.embed.Embedder (or have encode, name and dim)")
+        say = log or _stderr
+        settings = normalise_chunk_settings(chunk_settings)
+        passages = chunk_sources(_check_sources(sources), settings)
+        if not passages:
+            raise ValueError("the sources hold no text to index")
+        folder = Path(index_dir)
+        expected = _manifest(sources, embedder, settings, len(passages))
+        if rebuild:
+            say(f"Rebuilding the index at {folder} (re-embedding everything).")
+        elif folder.is_dir() and any((folder / name).exists() for name in INDEX_FILES):
+            try:
+                return cls.load(folder, expected=expected, passages=passages)
+            except IndexMismatchError as e:
+                say(f"The index at {folder} {e}; rebuilding it.")
+        cache = {} if rebuild else cls.read_cache(folder, embedder)
+        index = cls._from_passages(sources, passages, embedder, settings, cache, progress)
+        save_atomically(index, folder)
+        return index

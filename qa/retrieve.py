@@ -1,0 +1,162 @@
+"""Retrieve passages for a query: dense (FAISS), lexical (BM25) or both fused by reciprocal rank."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from qa.schema import Hit
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from qa.embed import Embedder
+    from qa.index import Index
+
+DEFAULT_TOP_K = 3
+MODES = ("hybrid", "dense", "lexical")
+RRF_K = 60
+#: Candidates taken from each retriever before fusion: CANDIDATE_FACTOR * top_k + CANDIDATE_EXTRA.
+CANDIDATE_FACTOR = 4
+CANDIDATE_EXTRA = 10
+BM25_STOPWORDS = "en"
+BM25_LANGUAGE = "english"
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]],
+    *,
+    k: float = RRF_K,
+    weights: Sequence[float] | None = None,
+) -> list[tuple[int, float]]:
+    """Fuse rankings (best first) into ``(item, sum of weight / (k + rank))`` pairs, best first."""
+    if isinstance(rankings, (str, bytes)) or not isinstance(rankings, Sequence):
+        raise TypeError("rankings must be a list of rankings (lists of item ids, best first)")
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0:
+        raise ValueError(f"k must be a finite number >= 0, got {k!r}")
+    if weights is None:
+        weights = [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise ValueError(f"weights has {len(weights)} entries for {len(rankings)} rankings; give one each")
+    for w in weights:
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise ValueError(f"weights must be finite numbers >= 0, got {w!r}")
+    scores: dict[int, float] = {}
+    first_seen: dict[int, tuple[int, int]] = {}
+    for list_no, (ranking, weight) in enumerate(zip(rankings, weights, strict=True)):
+        seen: set[int] = set()
+        for item in ranking:
+            if item in seen:
+                continue  # a repeated item keeps its first (best) rank; later items move up
+            seen.add(item)
+            rank = len(seen)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
+            first_seen[item] = min(first_seen.get(item, (rank, list_no)), (rank, list_no))
+    return sorted(scores.items(), key=lambda kv: (-kv[1], first_seen[kv[0]]))
+
+
+def _stemmer() -> Any:
+    """PyStemmer's English stemmer when installed, else None."""
+    try:
+        import Stemmer  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return Stemmer.Stemmer(BM25_LANGUAGE)
+
+
+def _check_top_k(top_k: Any) -> int:
+    """Return ``top_k`` if it is a positive int, else raise."""
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+    return top_k
+
+
+class Retriever:
+    """Finds the passages of an index that best match a query."""
+
+    def __init__(self, *, index: Index, embedder: Embedder, mode: str = "hybrid",
+                 top_k: int = DEFAULT_TOP_K) -> None:
+        if not hasattr(index, "passages") or not callable(getattr(index, "search", None)):
+            raise TypeError("index must be a qa.index.Index")
+        if not callable(getattr(embedder, "encode", None)):
+            raise TypeError("embedder must be a qa.embed.Embedder")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.index = index
+        self.embedder = embedder
+        self.mode = mode
+        self.top_k = _check_top_k(top_k)
+        self._bm25: Any = None
+        self._stem: Any = None
+        self._vocab: dict[str, int] = {}
+
+    def warm_up(self) -> None:
+        """Load the embedder and build the BM25 index over the passages (once; not for dense mode)."""
+        if hasattr(self.embedder, "warm_up"):
+            self.embedder.warm_up()
+        if self._bm25 is not None or self.mode == "dense":
+            return  # dense retrieval needs no BM25; it is built when another mode is first used
+        import bm25s
+
+        self._stem = _stemmer()
+        corpus = bm25s.tokenize([p.text for p in self.index.passages], stopwords=BM25_STOPWORDS,
+                                stemmer=self._stem, return_ids=True, show_progress=False)
+        bm25 = bm25s.BM25()
+        if corpus.vocab:  # a corpus of stopwords only has no vocabulary to index
+            bm25.index(corpus, show_progress=False)
+            self._vocab = dict(bm25.vocab_dict)
+        self._bm25 = bm25
+
+    def _lexical(self, query: str, n: int) -> list[int]:
+        """Passage rows with a positive BM25 score for ``query``, best first (at most ``n``)."""
+        import bm25s
+        import numpy as np
+
+        self.warm_up()
+        tokens = bm25s.tokenize([query], stopwords=BM25_STOPWORDS, stemmer=self._stem,
+                                return_ids=False, show_progress=False)[0]
+        ids = [self._vocab[t] for t in tokens if t and t in self._vocab]
+        if not ids:
+            return []
+        scores = np.asarray(self._bm25.get_scores_from_ids(ids), dtype=np.float64)
+        n = min(n, len(scores))
+        top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+        top = top[np.lexsort((top, -scores[top]))]
+        return [int(r) for r in top if scores[r] > 0]
+
+    def _dense(self, qvec: np.ndarray, n: int) -> list[int]:
+        """Passage rows nearest to the query vector, best first (at most ``n``)."""
+        return [row for row, _ in self.index.search(qvec[None, :], n)[0]]
+
+    def retrieve(self, query: str, *, top_k: int | None = None) -> list[Hit]:
+        """The ``top_k`` passages for ``query``, ordered by the mode's ranking, scored by cosine."""
+        import numpy as np
+
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, not {type(query).__name__}")
+        if not query.strip():
+            raise ValueError("the query is empty: type some words to search for")
+        k = self.top_k if top_k is None else _check_top_k(top_k)
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        self.warm_up()
+        n = CANDIDATE_FACTOR * k + CANDIDATE_EXTRA
+        qvec = np.asarray(self.embedder.encode([query]), dtype=np.float32)[0]
+        dense = self._dense(qvec, n) if self.mode != "lexical" else []
+        lexical = self._lexical(query, n) if self.mode != "dense" else []
+        if self.mode == "dense":
+            order = dense
+        elif self.mode == "lexical":
+            order = lexical
+        else:
+            order = [row for row, _ in reciprocal_rank_fusion([dense, lexical])]
+        dense_rank = {row: r for r, row in enumerate(dense, start=1)}
+        lexical_rank = {row: r for r, row in enumerate(lexical, start=1)}
+        rows = order[:k]
+        cosines = self.index.vectors[rows] @ qvec if rows else np.zeros(0, dtype=np.float32)
+        return [
+            Hit(passage=self.index.passages[row], score=float(np.clip(cos, -1.0, 1.0)),
+                dense_rank=dense_rank.get(row), lexical_rank=lexical_rank.get(row))
+            for row, cos in zip(rows, cosines, strict=True)
+        ]

