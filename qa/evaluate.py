@@ -1,0 +1,357 @@
+"""Evaluation on SQuAD-format files: official v1.1 metrics, abstention, retrieval recall, latency."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import string
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qa.schema import Passage
+
+#: Seed for pairing questions with contexts of other articles (generated unanswerable pairs).
+NEGATIVE_SEED = 13
+#: Thresholds scanned by ``calibration``: 0.05, 0.10, ..., 0.95.
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+#: Confidence levels of the calibration table.
+CONFIDENCE_LEVELS = (0.5, 0.7, 0.9)
+#: An answer counts as right in ``calibration`` when its F1 reaches this (0..100).
+RIGHT_F1 = 50.0
+#: Default top-k passages for the full pipeline.
+DEFAULT_TOP_K = 3
+
+_PUNCTUATION = set(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One question with its paragraph; no answers means unanswerable."""
+
+    qid: str
+    question: str
+    context: str
+    answers: tuple[str, ...]
+    answer_starts: tuple[int, ...]
+    title: str
+    paragraph: int
+    article: int = 0
+
+    @property
+    def answerable(self) -> bool:
+        """True when the question has at least one gold answer."""
+        return bool(self.answers)
+
+    @property
+    def name(self) -> str:
+        """The paragraph's file name: ``{article:03d}-{paragraph:03d}.txt``."""
+        return f"{self.article:03d}-{self.paragraph:03d}.txt"
+
+
+# --- metrics (official SQuAD v1.1) -----------------------------------------------------------------
+
+
+def normalize_answer(text: str) -> str:
+    """Lowercase, drop punctuation and the articles a/an/the, collapse whitespace (SQuAD v1.1)."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def _check(pred: str | None, golds: Sequence[str]) -> None:
+    """Validate metric arguments."""
+    if pred is not None and not isinstance(pred, str):
+        raise TypeError(f"pred must be a str or None (abstained), got {type(pred).__name__}")
+    if isinstance(golds, str) or not all(isinstance(g, str) for g in golds):
+        raise TypeError("golds must be a sequence of answer strings (empty: unanswerable)")
+
+
+def _f1_one(pred: str, gold: str) -> float:
+    """Token-overlap F1 of two answers, 0..1."""
+    p, g = normalize_answer(pred).split(), normalize_answer(gold).split()
+    same = sum((Counter(p) & Counter(g)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(p), same / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def exact_match(pred: str | None, golds: Sequence[str]) -> float:
+    """100 when the normalised prediction equals a normalised gold, else 0; no golds: 100 iff pred is None."""
+    _check(pred, golds)
+    if not golds:
+        return 100.0 if pred is None else 0.0
+    if pred is None:
+        return 0.0
+    p = normalize_answer(pred)
+    return 100.0 if any(p == normalize_answer(g) for g in golds) else 0.0
+
+
+def f1(pred: str | None, golds: Sequence[str]) -> float:
+    """Token F1 (0..100), the max over golds; no golds: 100 iff pred is None."""
+    _check(pred, golds)
+    if not golds:
+        return 100.0 if pred is None else 0.0
+    if pred is None:
+        return 0.0
+    return 100.0 * max(_f1_one(pred, g) for g in golds)
+
+
+# --- data -------------------------------------------------------------------------------------------
+
+
+def load_squad(path: str | Path) -> list[EvalItem]:
+    """Read a SQuAD v1.1/v2.0 JSON file; ``is_impossible`` or no answers gives an unanswerable item."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{p}: no such SQuAD file "
+                         f"(write the validation one with `python -m qa.train --write-validation FILE`)")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))["data"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{p}: not a SQuAD-format JSON file ({err})") from err
+    items: list[EvalItem] = []
+    for a, art in enumerate(data):
+        title = str(art.get("title") or f"article-{a}")
+        for k, para in enumerate(art["paragraphs"]):
+            for qa in para["qas"]:
+                answers = [] if qa.get("is_impossible") else (qa.get("answers") or [])
+                items.append(EvalItem(
+                    qid=str(qa["id"]), question=qa["question"].strip(), context=para["context"],
+                    answers=tuple(x["text"] for x in answers),
+                    answer_starts=tuple(int(x["answer_start"]) for x in answers),
+                    title=title, paragraph=k, article=a,
+                ))
+    return items
+
+
+def _items(path_or_items: str | Path | Iterable[EvalItem]) -> list[EvalItem]:
+    """Items from a path or an iterable of items."""
+    if isinstance(path_or_items, (str, Path)):
+        return load_squad(path_or_items)
+    items = list(path_or_items)
+    if not all(isinstance(x, EvalItem) for x in items):
+        raise TypeError("pass a SQuAD file path or a list of EvalItem (see load_squad)")
+    return items
+
+
+def _passage(item: EvalItem, context: str | None = None) -> Passage:
+    """The item's paragraph (or another context) as one whole-text passage."""
+    text = item.context if context is None else context
+    return Passage(id=f"{item.name}#0", source=item.name, start=0, end=len(text), text=text)
+
+
+def _resolve_reader(reader: Any) -> Any:
+    """A reader object: the default Reader for None, a Reader over a folder/id for a str or Path."""
+    if reader is None or isinstance(reader, (str, Path)):
+        from qa.read import Reader
+
+        return Reader() if reader is None else Reader(model=reader)
+    if not all(hasattr(reader, a) for a in ("read", "threshold")):
+        raise TypeError("reader must be a Reader-like object (read, answer, threshold), "
+                        "a model folder or None")
+    return reader
+
+
+def _answer(reader: Any, question: str, passages: list[Passage]) -> Any:
+    """The reader's span or None, applying its threshold."""
+    if hasattr(reader, "answer"):
+        return reader.answer(question, passages)
+    spans = reader.read(question, passages)
+    return spans[0] if spans and spans[0].score >= reader.threshold else None
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (linear interpolation), None for no values."""
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _pct(num: float, den: int) -> float | None:
+    """100 * num / den rounded, None when den is 0."""
+    return None if den == 0 else round(100.0 * num / den, 2)
+
+
+# --- evaluation -------------------------------------------------------------------------------------
+
+
+def evaluate(
+    path: str | Path,
+    *,
+    reader_only: bool,
+    top_k: int = DEFAULT_TOP_K,
+    reader: Any = None,
+    chatbot_factory: Callable[..., Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run every question of a SQuAD file through the reader (own context) or the full chatbot."""
+    if not isinstance(reader_only, bool):
+        raise TypeError("reader_only must be True (own context per question) or False (full pipeline)")
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    items = load_squad(path)
+    if not items:
+        raise ValueError(f"{path}: no questions to evaluate")
+    from tqdm import tqdm
+
+    reader = _resolve_reader(reader)
+    preds: list[str | None] = []
+    latencies: list[float] = []
+    recalled: list[bool] = []
+    bar = tqdm(total=len(items), desc="evaluate", unit="q", file=sys.stderr, disable=not progress)
+    if reader_only:
+        if hasattr(reader, "warm_up"):
+            reader.warm_up()
+        for item in items:
+            t0 = time.perf_counter()
+            span = _answer(reader, item.question, [_passage(item)])
+            latencies.append(1000 * (time.perf_counter() - t0))
+            preds.append(None if span is None else span.text)
+            bar.update(1)
+    else:
+        if chatbot_factory is None:
+            from qa.chatbot import Chatbot
+
+            chatbot_factory = Chatbot
+        with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
+            docs = Path(tmp) / "docs"
+            docs.mkdir()
+            for item in items:
+                f = docs / item.name
+                if not f.exists():
+                    with f.open("w", encoding="utf-8", newline="") as out:
+                        out.write(item.context)
+            bot = chatbot_factory(sources=[docs], index_dir=Path(tmp) / "index", top_k=top_k, reader=reader)
+            if hasattr(bot, "warm_up"):
+                bot.warm_up()
+            for item in items:
+                t0 = time.perf_counter()
+                answer = bot.ask(item.question)
+                latencies.append(1000 * (time.perf_counter() - t0))
+                preds.append(None if answer.text is None else answer.text)
+                if item.answerable:
+                    recalled.append(_recalled(item, answer.passages))
+                bar.update(1)
+    bar.close()
+    return _summary(items, preds, latencies, None if reader_only else recalled)
+
+
+def _recalled(item: EvalItem, hits: Sequence[Any]) -> bool:
+    """True when a retrieved passage of the item's paragraph contains a gold answer start."""
+    for hit in hits:
+        if Path(str(hit.source)).name != item.name:
+            continue
+        if any(hit.start <= s < hit.end for s in item.answer_starts):
+            return True
+    return False
+
+
+def _summary(items: list[EvalItem], preds: list[str | None], latencies: list[float],
+             recalled: list[bool] | None) -> dict[str, Any]:
+    """The metrics dictionary returned by ``evaluate``."""
+    ems = [exact_match(p, it.answers) for it, p in zip(items, preds, strict=True)]
+    f1s = [f1(p, it.answers) for it, p in zip(items, preds, strict=True)]
+    has = [k for k, it in enumerate(items) if it.answerable]
+    no = [k for k, it in enumerate(items) if not it.answerable]
+    p50, p95 = _percentile(latencies, 50), _percentile(latencies, 95)
+    return {
+        "questions": len(items),
+        "exact_match": round(sum(ems) / len(items), 2),
+        "f1": round(sum(f1s) / len(items), 2),
+        "has_answer_f1": round(sum(f1s[k] for k in has) / len(has), 2) if has else None,
+        "no_answer_accuracy": _pct(sum(preds[k] is None for k in no), len(no)),
+        "false_abstentions": _pct(sum(preds[k] is None for k in has), len(has)),
+        "recall_at_k": None if recalled is None else _pct(sum(recalled), len(recalled)),
+        "latency_ms_p50": None if p50 is None else round(p50, 1),
+        "latency_ms_p95": None if p95 is None else round(p95, 1),
+    }
+
+
+# --- threshold tuning -------------------------------------------------------------------------------
+
+
+def negative_pairs(items: Sequence[EvalItem], *, seed: int = NEGATIVE_SEED) -> list[EvalItem]:
+    """One unanswerable item per question: the question with a context from a different article."""
+    contexts: dict[str, list[str]] = {}
+    for it in items:
+        ctx = contexts.setdefault(it.title, [])
+        if not ctx or ctx[-1] != it.context:
+            ctx.append(it.context)
+    titles = sorted(contexts)
+    if len(titles) < 2:
+        raise ValueError("generating unanswerable pairs needs questions from at least two articles")
+    rng = random.Random(seed)
+    out = []
+    for it in items:
+        other = rng.choice([t for t in titles if t != it.title])
+        ctx = rng.choice(contexts[other])
+        out.append(EvalItem(qid=f"{it.qid}-neg", question=it.question, context=ctx, answers=(),
+                            answer_starts=(), title=other, paragraph=it.paragraph, article=it.article))
+    return out
+
+
+def calibration(path_or_items: str | Path | Iterable[EvalItem], reader: Any, *,
+                negatives: bool = True, progress: bool = False) -> dict[str, Any]:
+    """Scan abstention thresholds and tabulate confidence vs correctness (right: F1 >= 50) reader-only."""
+    items = _items(path_or_items)
+    if negatives:
+        items = items + negative_pairs(items)
+    if not items:
+        raise ValueError("no questions to calibrate on")
+    from tqdm import tqdm
+
+    reader = _resolve_reader(reader)
+    scores: list[float] = []
+    right: list[bool] = []  # answering this item with the best span is right
+    for item in tqdm(items, desc="calibrate", unit="q", file=sys.stderr, disable=not progress):
+        spans = reader.read(item.question, [_passage(item)], top_n=1)
+        if not spans:
+            scores.append(0.0)
+            right.append(False)
+            continue
+        scores.append(float(spans[0].score))
+        right.append(item.answerable and f1(spans[0].text, item.answers) >= RIGHT_F1)
+    has = [k for k, it in enumerate(items) if it.answerable]
+    no = [k for k, it in enumerate(items) if not it.answerable]
+    rows = []
+    for t in THRESHOLDS:
+        ok = sum(right[k] for k in has if scores[k] >= t) + sum(scores[k] < t for k in no)
+        rows.append({
+            "threshold": t,
+            "accuracy": _pct(ok, len(items)),
+            "answered_right": _pct(sum(right[k] for k in has if scores[k] >= t), len(has)),
+            "no_answer_accuracy": _pct(sum(scores[k] < t for k in no), len(no)),
+            "false_abstentions": _pct(sum(scores[k] < t for k in has), len(has)),
+        })
+    best = max(rows, key=lambda r: (r["accuracy"], -abs(r["threshold"] - 0.5)))
+    table = []
+    for level in CONFIDENCE_LEVELS:
+        above = [k for k in range(len(items)) if scores[k] > level]
+        table.append({"confidence_above": level, "answered": len(above),
+                      "right": _pct(sum(right[k] for k in above), len(above))})
+    brier = sum((s - r) ** 2 for s, r in zip(scores, right, strict=True)) / len(items)
+    return {
+        "questions": len(items),
+        "answerable": len(has),
+        "unanswerable": len(no),
+        "right_means": f"F1 >= {RIGHT_F1:g} (SQuAD v1.1 normalisation); answering an unanswerable is wrong",
+        "best_threshold": best["threshold"],
+        "best_accuracy": best["accuracy"],
+        "thresholds": rows,
+        "calibration": table,
+        "brier": round(brier, 4),
+    }

@@ -1,0 +1,273 @@
+"""The reader: finds the answer span to a question in a few passages with an extractive QA model."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from qa.schema import Hit, Passage, Span
+
+#: The project's trained reader (``save_pretrained`` layout), written by ``qa train-reader``.
+DEFAULT_READER = Path(__file__).parent / "reader_model"
+#: Abstain when the best span's confidence is below this: the value maximising accuracy (answerable right
+#: + unanswerable abstained) of ``qa.evaluate.calibration`` on 500 SQuAD validation questions plus 500
+#: generated unanswerable pairs (interim checkpoint, step 450 of 1300: 74.0%). Re-tune for a new model.
+DEFAULT_THRESHOLD = 0.25
+#: Longest answer, in tokens.
+MAX_ANSWER_TOKENS = 30
+#: Tokens per window (question + context), as in training.
+MAX_LENGTH = 256
+#: Tokens shared by consecutive windows of a long passage, as in training.
+STRIDE = 96
+#: Windows per forward pass.
+BATCH_SIZE = 32
+#: Longest question, in tokens; longer questions are cut (the context needs the room).
+MAX_QUESTION_TOKENS = 64
+
+Source = Passage | Hit
+
+
+def _is_int(value: Any) -> bool:
+    """True for a real int (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class Reader:
+    """Extractive reader over any Hugging Face question-answering model, with calibrated abstention."""
+
+    def __init__(
+        self,
+        *,
+        model: str | Path = DEFAULT_READER,
+        threshold: float = DEFAULT_THRESHOLD,
+        max_answer_tokens: int = MAX_ANSWER_TOKENS,
+        max_length: int = MAX_LENGTH,
+        stride: int = STRIDE,
+        batch_size: int = BATCH_SIZE,
+        device: str = "cpu",
+    ) -> None:
+        if not isinstance(model, (str, Path)) or not str(model).strip():
+            raise TypeError(f"model must be a model folder or hub id (str or Path), got {model!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            raise ValueError(f"threshold must be a number from 0 to 1, got {threshold!r}")
+        if not _is_int(max_answer_tokens) or max_answer_tokens < 1:
+            raise ValueError(f"max_answer_tokens must be a positive integer, got {max_answer_tokens!r}")
+        if not _is_int(max_length) or max_length < 32:
+            raise ValueError(f"max_length must be an integer of at least 32, got {max_length!r}")
+        if not _is_int(stride) or not 0 <= stride <= max_length - 24:
+            raise ValueError(f"stride must be an integer from 0 to max_length - 24 "
+                             f"({max_length - 24}), got {stride!r}")
+        if not _is_int(batch_size) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not isinstance(device, str) or not device:
+            raise TypeError(f"device must be a torch device string such as 'cpu' or 'cuda', got {device!r}")
+        self._model_ref = model
+        self._local = self._check_folder(model)
+        self._threshold = float(threshold)
+        self.max_answer_tokens = max_answer_tokens
+        self.max_length = max_length
+        self.stride = stride
+        self.batch_size = batch_size
+        self.device = device
+        self.model: Any = None
+        self.tokenizer: Any = None
+
+    @staticmethod
+    def _check_folder(model: str | Path) -> bool:
+        """Return True for a local folder; raise ValueError for a local path that is not a model folder."""
+        path = Path(model).expanduser()
+        text = str(model)
+        looks_local = (isinstance(model, Path) or path.exists() or path.is_absolute()
+                       or text.startswith((".", "~")) or text.count("/") > 1 or "\\" in text)
+        if not looks_local:
+            return False
+        if not path.is_dir():
+            raise ValueError(
+                f"reader model folder {path} not found: train one with `qa train-reader` "
+                f"(writes qa/reader_model) or pass --reader / model= a Hugging Face QA model folder or hub id"
+            )
+        if not (path / "config.json").is_file():
+            raise ValueError(
+                f"{path} is not a model folder (no config.json): pass a folder written by "
+                f"save_pretrained, e.g. by `qa train-reader`"
+            )
+        return True
+
+    @property
+    def name(self) -> str:
+        """The model's folder name, or its hub id."""
+        return Path(self._model_ref).name if self._local else str(self._model_ref)
+
+    @property
+    def threshold(self) -> float:
+        """Answers whose confidence is below this are withheld by ``answer``."""
+        return self._threshold
+
+    def warm_up(self) -> None:
+        """Load the model and its tokenizer (once)."""
+        if self.model is not None:
+            return
+        import torch
+        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+        if self._local:
+            self._check_folder(Path(self._model_ref))
+        ref = str(Path(self._model_ref).expanduser()) if self._local else str(self._model_ref)
+        dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(ref)
+            model = AutoModelForQuestionAnswering.from_pretrained(ref, dtype=dtype)
+        except OSError as err:
+            raise ValueError(f"could not load the reader model {ref!r} ({err}); pass a local model folder "
+                             f"or train one with `qa train-reader`") from err
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError(f"the reader needs a fast tokenizer (offsets); {ref!r} has none")
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if isinstance(limit, int) and self.max_length > limit:
+            raise ValueError(f"max_length {self.max_length} exceeds the model's limit of {limit} tokens")
+        model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.model = model
+
+    def answer(self, question: str, passages: Sequence[Source]) -> Span | None:
+        """The best span, or None when its confidence is below the threshold (abstain)."""
+        spans = self.read(question, passages, top_n=1)
+        if not spans or spans[0].score < self.threshold:
+            return None
+        return spans[0]
+
+    def read(self, question: str, passages: Sequence[Source], *, top_n: int = 1) -> list[Span]:
+        """Up to ``top_n`` distinct candidate spans, best first; the best is kept even below threshold."""
+        if not isinstance(question, str):
+            raise TypeError(f"question must be a str, got {type(question).__name__}")
+        if not question.strip():
+            raise ValueError("question is empty: ask something")
+        if not _is_int(top_n) or top_n < 1:
+            raise ValueError(f"top_n must be a positive integer, got {top_n!r}")
+        if isinstance(passages, (str, Passage, Hit)) or not isinstance(passages, Sequence):
+            raise TypeError("passages must be a sequence of Passage or Hit")
+        items = []
+        for p in passages:
+            if isinstance(p, Hit):
+                p = p.passage
+            if not isinstance(p, Passage):
+                raise TypeError(f"passages must hold Passage or Hit objects, got {type(p).__name__}")
+            if p.text.strip():
+                items.append(p)
+        if not items:
+            return []
+        self.warm_up()
+        enc = self._encode(self._clip_question(question.strip()), items)
+        if not enc["input_ids"]:
+            return []
+        start, end = self._logits(enc)
+        return self._decode(enc, start, end, items, top_n)
+
+    def _clip_question(self, question: str) -> str:
+        """Cut a question that would leave too little room for the context."""
+        budget = min(MAX_QUESTION_TOKENS, self.max_length - self.stride - 8)
+        enc = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        if len(offsets) <= budget:
+            return question
+        return question[: offsets[budget - 1][1]]
+
+    def _encode(self, question: str, items: list[Passage]) -> Any:
+        """Tokenize the question with every passage in one call, long passages in overlapping windows."""
+        return self.tokenizer(
+            [question] * len(items), [p.text for p in items], truncation="only_second",
+            max_length=self.max_length, stride=self.stride, return_overflowing_tokens=True,
+            return_offsets_mapping=True, padding=False,
+        )
+
+    def _logits(self, enc: Any) -> tuple[Any, Any]:
+        """Start and end logits of every window, (windows, longest) float32 CPU tensors padded with -inf."""
+        import torch
+
+        ids = enc["input_ids"]
+        n = len(ids)
+        width = max(len(x) for x in ids)
+        start = torch.full((n, width), -math.inf)
+        end = torch.full((n, width), -math.inf)
+        types = enc.get("token_type_ids")
+        use_types = types is not None and "token_type_ids" in self.tokenizer.model_input_names
+        order = sorted(range(n), key=lambda k: len(ids[k]))  # similar lengths share a batch: less padding
+        pad = self.tokenizer.pad_token_id or 0
+        with torch.inference_mode():
+            for b in range(0, n, self.batch_size):
+                rows = order[b : b + self.batch_size]
+                w = max(len(ids[k]) for k in rows)
+                input_ids = torch.full((len(rows), w), pad, dtype=torch.long)
+                mask = torch.zeros((len(rows), w), dtype=torch.long)
+                tt = torch.zeros((len(rows), w), dtype=torch.long)
+                for r, k in enumerate(rows):
+                    m = len(ids[k])
+                    input_ids[r, :m] = torch.tensor(ids[k])
+                    mask[r, :m] = 1
+                    if use_types:
+                        tt[r, :m] = torch.tensor(types[k])
+                inputs = {"input_ids": input_ids, "attention_mask": mask}
+                if use_types:
+                    inputs["token_type_ids"] = tt
+                out = self.model(**{k: v.to(self.model.device) for k, v in inputs.items()})
+                idx = torch.tensor(rows)
+                start[idx, :w] = out.start_logits.float().cpu()
+                end[idx, :w] = out.end_logits.float().cpu()
+        return start, end
+
+    def _decode(self, enc: Any, start: Any, end: Any, items: list[Passage], top_n: int) -> list[Span]:
+        """Score every span of context tokens (vectorised), then keep the most confident distinct ones."""
+        import torch
+
+        n, width = start.shape
+        m = self.max_answer_tokens
+        context = torch.zeros((n, width), dtype=torch.bool)
+        for j in range(n):
+            seq = enc.sequence_ids(j)
+            context[j, : len(seq)] = torch.tensor([s == 1 for s in seq])
+        null = start[:, 0] + end[:, 0]  # the no-answer option: [CLS] as start and end
+        s = start.masked_fill(~context, -math.inf)
+        e = end.masked_fill(~context, -math.inf)
+        # band[j, i, k]: logit of the span from token i to token i + k of window j (k < max answer length)
+        e_pad = torch.cat([e, torch.full((n, m - 1), -math.inf)], dim=1)
+        band = (s.unsqueeze(2) + e_pad.unfold(1, m, 1)[:, :width, :]).reshape(n, -1)
+        # each window's top spans; the global top-n distinct spans are among them (same order within a window)
+        values, where = torch.topk(band, min(top_n, band.shape[1]), dim=1)
+        conf = self._confidence(values, null.unsqueeze(1), torch.logsumexp(band, dim=1, keepdim=True))
+        order = torch.argsort(conf.reshape(-1), descending=True).tolist()
+        k = values.shape[1]
+        best: dict[tuple[int, int, int], float] = {}
+        for flat in order:
+            j, r = divmod(flat, k)
+            if not math.isfinite(float(values[j, r])):
+                continue
+            i, off = divmod(int(where[j, r]), m)
+            offsets = enc["offset_mapping"][j]
+            key = (enc["overflow_to_sample_mapping"][j], offsets[i][0], offsets[i + off][1])
+            if key not in best:
+                best[key] = float(conf[j, r])
+                if len(best) == top_n:
+                    break
+        spans = []
+        for (p, c0, c1), score in best.items():
+            passage = items[p]
+            spans.append(Span(text=passage.text[c0:c1], score=score, start=passage.start + c0,
+                              end=passage.start + c1, source=passage.source, passage_id=passage.id))
+        return spans
+
+    @staticmethod
+    def _confidence(span: Any, null: Any, spans_lse: Any) -> Any:
+        """Confidence in [0, 1] of spans (logits) given their window's no-answer logit and span logsumexp.
+
+        The geometric mean of the span's probability in a softmax over all spans of its window plus the
+        no-answer option, and the sigmoid of the span's margin over no-answer: the first is low when the
+        window offers several competing spans, the second when the model would rather not answer.
+        Windows are normalised on their own, so scores compare across passages and questions.
+        """
+        import torch
+
+        log_p_span = span - torch.logaddexp(spans_lse, null)
+        log_vs_null = torch.nn.functional.logsigmoid(span - null)
+        return torch.exp(0.5 * (log_p_span + log_vs_null)).clamp(0.0, 1.0)
