@@ -1,0 +1,310 @@
+"""The Gradio app over a live localhost server, driven with gradio_client.
+
+Fast tests run ``ui.app.build_app`` in-process over a fake bot (contract, errors, history, share
+line, auth). The slow tests start the real thing, ``python -m ui.app --share``, with the real
+``Chatbot()`` over the repo's seeds/ and check ``/ask`` end to end, the one-line share failure and
+that a bad question gets a clear error while the server keeps answering.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from qa.schema import Answer, Hit, Passage
+from ui.app import EXAMPLES, SHARE_FAILED, build_app, launch, parse_auth
+from ui.format import GENERIC_ERROR
+
+REPO = Path(__file__).resolve().parent.parent
+ARTICLE_PATH = REPO / "seeds" / "article.txt"
+QUESTION = "Why does Turkey want Ukrainian engines?"
+ANSWER_KEYS = {"question", "answer", "score", "start", "end", "source", "passages"}
+PASSAGE_KEYS = {"id", "source", "start", "end", "text", "score"}
+#: Anything in the server's output that talks about sharing / the tunnel.
+SHARE_WORDS = re.compile(r"share|tunnel|frpc|gradio\.live|public url", re.I)
+
+
+def free_port() -> int:
+    """A free localhost port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def client(url: str, **kwargs) -> Client:
+    """A quiet gradio_client for a local URL."""
+    return Client(url + "/", verbose=False, download_files=False, **kwargs)
+
+
+# --- a fake bot for the fast tests ------------------------------------------------------------
+
+class FakeBot:
+    """The Chatbot interface over the seed article, answering from fixed offsets."""
+
+    def __init__(self) -> None:
+        self.text = ARTICLE_PATH.read_text(encoding="utf-8")
+        self.calls: list[tuple[str, list]] = []
+
+    def describe(self) -> str:
+        """One line."""
+        return "1 source (fake), 3 passages · reader: fake · retrieval: hybrid"
+
+    def warm_up(self, progress=None) -> None:
+        """Nothing to load."""
+
+    def _hit(self, i: int, needle: str) -> Hit:
+        s = self.text.index(needle)
+        return Hit(Passage(f"article.txt#{i}", "article.txt", s, s + len(needle), needle), 0.5 + i / 10)
+
+    def ask(self, question: str, history=None) -> Answer:
+        """Fixed answers; the bot's ValueErrors; 'boom' raises an unexpected error."""
+        self.calls.append((question, list(history or [])))
+        if not question.strip():
+            raise ValueError("Please type a question.")
+        if len(question) > 1000:
+            raise ValueError("The question is too long; please keep it under 1,000.")
+        if "boom" in question:
+            raise RuntimeError("secret internal detail")
+        p = self._hit(1, "particularly on how to make engines. This is one thing Turkey's very ambitious")
+        if "Australia" in question:
+            return Answer(question, None, 0.02, None, None, None, (p,))
+        s = p.start + p.text.index("how to make engines")
+        return Answer(question, self.text[s:s + 19], 0.83, s, s + 19, "article.txt", (p,), p.id)
+
+
+@pytest.fixture
+def fake_app():
+    """(bot, demo, url) for an in-process app over a fake bot."""
+    bot = FakeBot()
+    demo = build_app(bot)
+    lines: list[str] = []
+    url = launch(demo, port=free_port(), out=lines.append)
+    try:
+        yield bot, demo, url
+    finally:
+        demo.close()
+
+
+def test_ask_endpoint_returns_answer_dict(fake_app):
+    bot, _, url = fake_app
+    c = client(url)
+    assert set(c.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/ask"}
+    out = c.predict(QUESTION, api_name="/ask")
+    assert out == bot.ask(QUESTION).to_dict()
+    assert out["answer"] == "how to make engines"
+    assert c.predict("What is the capital of Australia?", api_name="/ask")["answer"] is None
+
+
+def test_ask_errors_are_app_errors_and_server_keeps_serving(fake_app):
+    _, _, url = fake_app
+    c = client(url)
+    with pytest.raises(AppError, match="Please type a question"):
+        c.predict("", api_name="/ask")
+    with pytest.raises(AppError, match="too long"):
+        c.predict("x" * 5000, api_name="/ask")
+    with pytest.raises(AppError) as err:
+        c.predict("boom", api_name="/ask")
+    assert str(err.value) == GENERIC_ERROR and "secret" not in str(err.value)
+    assert c.predict(QUESTION, api_name="/ask")["answer"] == "how to make engines"
+
+
+def _handler(demo, name: str):
+    """The event handler function named ``name`` inside the app."""
+    fns = [f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == name]
+    assert fns, f"no handler {name!r}"
+    return fns[0]
+
+
+def test_chat_passes_earlier_questions_as_history_and_shows_errors(fake_app):
+    bot, demo, _ = fake_app
+    show, answer = _handler(demo, "show_question"), _handler(demo, "answer")
+    chat, asked = [], []
+    box, chat, pending = show("Who objected to the factory deal?", chat)
+    assert box == "" and chat[-1]["role"] == "user"
+    chat, asked = answer(pending, chat, asked)
+    assert "<mark>how to make engines</mark>" in chat[-1]["content"]
+    _, chat, pending = show("", chat)  # an empty question: no user bubble, a clear error bubble
+    chat, asked = answer(pending, chat, asked)
+    assert "Please type a question." in chat[-1]["content"] and "qa-error" in chat[-1]["content"]
+    _, chat, pending = show("boom <script>", chat)
+    chat, asked = answer(pending, chat, asked)
+    assert GENERIC_ERROR in chat[-1]["content"] and "Traceback" not in chat[-1]["content"]
+    assert "&lt;script&gt;" in chat[-2]["content"]
+    _, chat, pending = show("Why did they object?", chat)
+    chat, asked = answer(pending, chat, asked)
+    assert bot.calls[-1] == ("Why did they object?", ["Who objected to the factory deal?"])
+    assert asked == ["Who objected to the factory deal?", "Why did they object?"]
+    assert [m["role"] for m in chat] == ["user", "assistant", "assistant", "user", "assistant",
+                                         "user", "assistant"]
+    assert _handler(demo, "clear")() == ([], [], "", "")
+
+
+def test_examples_include_follow_up_pair_and_unanswerable():
+    assert EXAMPLES[0] == QUESTION
+    assert EXAMPLES.index("Who objected to the factory deal?") + 1 == EXAMPLES.index("Why did they object?")
+    assert "What is the capital of Australia?" in EXAMPLES
+
+
+def test_share_failure_prints_one_line_and_serves_locally(capfd):
+    bot = FakeBot()
+    demo = build_app(bot)
+    try:
+        url = launch(demo, port=free_port(), share=True)
+        captured = capfd.readouterr()
+        output = captured.out + captured.err
+        assert SHARE_WORDS.findall(output), output
+        share_lines = [line for line in output.splitlines() if SHARE_WORDS.search(line)]
+        assert share_lines == [SHARE_FAILED.format(url=url)], output
+        assert "Share link unavailable: could not download/start Gradio's tunnel (no internet?); " \
+               f"serving locally at {url}" in output
+        assert client(url).predict(QUESTION, api_name="/ask")["answer"] == "how to make engines"
+    finally:
+        demo.close()
+
+
+def test_parse_auth():
+    assert parse_auth(None) is None and parse_auth("  ") is None
+    assert parse_auth("alice:s3:cret") == ("alice", "s3:cret")
+    for bad in ("alice", "alice:", ":pw"):
+        with pytest.raises(ValueError, match="USER:PASSWORD"):
+            parse_auth(bad)
+
+
+def test_auth_required():
+    demo = build_app(FakeBot())
+    try:
+        url = launch(demo, port=free_port(), auth=("alice", "pw"), out=lambda _line: None)
+        with pytest.raises(Exception):  # noqa: B017 - gradio_client's error type for a login wall varies
+            client(url).predict(QUESTION, api_name="/ask")
+        assert client(url, auth=("alice", "pw")).predict(QUESTION, api_name="/ask")["answer"]
+    finally:
+        demo.close()
+
+
+# --- the real app: python -m ui.app --share, the real Chatbot over seeds/ ---------------------
+
+class Server:
+    """``python -m ui.app`` in a subprocess; its merged output collected line by line."""
+
+    def __init__(self, *args: str, startup_timeout: float = 900.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", GRADIO_ANALYTICS_ENABLED="False",
+                   TOKENIZERS_PARALLELISM="false")
+        env.pop("QA_AUTH", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ui.app", "--port", str(self.port), *args], cwd=REPO, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        deadline = time.monotonic() + startup_timeout
+        while not any(line.startswith(("Serving at", "Share link unavailable")) for line in self.lines):
+            if self.proc.poll() is not None:
+                time.sleep(0.5)
+                self.stop()
+                pytest.fail("the app exited during startup:\n" + self.output)
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"the app did not start within {startup_timeout:.0f}s:\n" + self.output)
+            time.sleep(0.2)
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        """Everything the app printed so far."""
+        return "\n".join(self.lines)
+
+    def stop(self) -> None:
+        """Ctrl+C, then kill if it hangs."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def real_server():
+    """The real app started with --share (which fails here: no internet)."""
+    server = Server("--share")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _source_text(source: str) -> str:
+    """The text a source name refers to, read the way the chatbot reads it."""
+    from qa.sources import read_source
+
+    candidates = [REPO / source, REPO / "seeds" / source, Path(source)]
+    path = next((p for p in candidates if p.is_file()), None)
+    assert path is not None, f"unknown source {source!r}"
+    return read_source(path)
+
+
+@pytest.mark.slow
+def test_real_ask_returns_answer_with_offsets(real_server):
+    out = client(real_server.url).predict(QUESTION, api_name="/ask")
+    assert isinstance(out, dict) and set(out) == ANSWER_KEYS
+    assert out["question"] == QUESTION
+    assert isinstance(out["answer"], str) and out["answer"].strip()
+    assert isinstance(out["score"], float) and 0.0 <= out["score"] <= 1.0
+    assert isinstance(out["start"], int) and isinstance(out["end"], int) and out["start"] < out["end"]
+    assert isinstance(out["source"], str)
+    text = _source_text(out["source"])
+    assert text[out["start"]:out["end"]] == out["answer"]
+    assert text == ARTICLE_PATH.read_text(encoding="utf-8").replace("\r\n", "\n")
+    assert 1 <= len(out["passages"]) <= 3
+    for p in out["passages"]:
+        assert set(p) == PASSAGE_KEYS
+        assert isinstance(p["score"], float) and isinstance(p["id"], str)
+        assert _source_text(p["source"])[p["start"]:p["end"]] == p["text"]
+    assert any(p["source"] == out["source"] and p["start"] <= out["start"] and out["end"] <= p["end"]
+               for p in out["passages"])
+
+
+@pytest.mark.slow
+def test_real_bad_input_gives_clear_error_and_server_still_answers(real_server):
+    c = client(real_server.url)
+    with pytest.raises(AppError, match="(?i)type a question"):
+        c.predict("", api_name="/ask")
+    with pytest.raises(AppError, match="(?i)too long") as err:
+        c.predict("x" * 5000, api_name="/ask")
+    assert "Traceback" not in str(err.value)
+    out = c.predict(QUESTION, api_name="/ask")
+    assert out["answer"]
+    unanswerable = c.predict("What is the capital of Australia?", api_name="/ask")
+    assert unanswerable["answer"] is None and unanswerable["start"] is None
+    assert "Traceback" not in real_server.output
+
+
+@pytest.mark.slow
+def test_real_share_failure_is_one_clear_line(real_server):
+    expected = SHARE_FAILED.format(url=real_server.url)
+    assert expected == ("Share link unavailable: could not download/start Gradio's tunnel (no internet?); "
+                        f"serving locally at http://127.0.0.1:{real_server.port}")
+    share_lines = [line for line in real_server.lines if SHARE_WORDS.search(line)]
+    assert share_lines == [expected], real_server.output
+    assert "Could not create share link" not in real_server.output
+    assert any(line.startswith("Ready: ") for line in real_server.lines), real_server.output
+    # the local server answers after the failed share attempt
+    assert client(real_server.url).predict(QUESTION, api_name="/ask")["answer"]

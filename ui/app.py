@@ -1,0 +1,324 @@
+"""The web chat UI and HTTP API over a :class:`qa.chatbot.Chatbot` (Gradio 6).
+
+This module is deliberately thin: it holds no retrieval or model logic. Everything it shows comes
+from ``bot.ask`` (an :class:`qa.schema.Answer`) rendered by :mod:`ui.format`.
+
+Run it::
+
+    python -m ui.app                       # http://127.0.0.1:7860
+    python -m ui.app --port 8080 --auth alice:secret
+    python -m ui.app --share               # prints one line if the share tunnel is unavailable
+
+API: one named endpoint, ``/ask``, takes a question string and returns ``Answer.to_dict()``::
+
+    from gradio_client import Client
+    Client("http://127.0.0.1:7860/").predict("Why does Turkey want Ukrainian engines?", api_name="/ask")
+    # -> {"question": ..., "answer": ..., "score": ..., "start": ..., "end": ..., "source": ...,
+    #     "passages": [{"id", "source", "start", "end", "text", "score"}, ...]}
+
+A bad question (empty, longer than ``MAX_QUESTION_CHARS``...) raises ``gr.Error`` with the
+user-facing message, so ``gradio_client`` raises ``gradio_client.exceptions.AppError`` whose
+``str()`` is that message; a successful call therefore always has the shape above and an error is
+never mistaken for an answer. (``answer`` is ``None`` when the article does not say.)
+
+Concurrency: every call into the bot (chat and ``/ask``) shares one concurrency group limited to
+``QA_CONCURRENCY`` (default 2) at a time. The reader runs in torch, which releases the GIL and
+already uses the machine's cores within one forward pass, so on a 2-core box two in flight overlap
+one question's Python work (tokenizing, retrieval, formatting) with another's model compute without
+thrashing; more would only lengthen every answer. Up to ``QA_MAX_QUEUE`` (default 64) further
+requests wait in Gradio's queue, enough for dozens of simultaneous users; beyond that Gradio
+answers "queue full" instead of piling up unbounded work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from ui.format import (
+    GENERIC_ERROR,
+    format_answer,
+    format_error,
+    format_question,
+    status_line,
+)
+
+if TYPE_CHECKING:
+    from qa.chatbot import Chatbot
+
+try:  # the bot enforces the cap (ValueError); the textbox only mirrors it
+    from qa.chatbot import MAX_QUESTION_CHARS
+except ImportError:  # pragma: no cover - qa.chatbot not importable (e.g. a broken install)
+    MAX_QUESTION_CHARS = 1000
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY = max(1, int(os.environ.get("QA_CONCURRENCY", "2")))
+MAX_QUEUE = max(1, int(os.environ.get("QA_MAX_QUEUE", "64")))
+CONCURRENCY_ID = "qa-bot"
+
+EXAMPLES: tuple[str, ...] = (
+    "Why does Turkey want Ukrainian engines?",
+    "Who objected to the factory deal?",
+    "Why did they object?",
+    "How many agreements did Erdogan sign?",
+    "What is the capital of Australia?",
+)
+
+SHARE_FAILED = (
+    "Share link unavailable: could not download/start Gradio's tunnel (no internet?); "
+    "serving locally at {url}"
+)
+
+CSS = """
+.qa-answer mark, .qa-passage-text mark { background: #ffd84d; color: #111; padding: 0 .15em;
+  border-radius: .2em; }
+.qa-passages { margin: .25em 0 0 1.2em; padding: 0; }
+.qa-passage { margin-bottom: .5em; }
+.qa-passage-text { margin: .2em 0 0 0; padding: .3em .6em; border-left: 3px solid #bbb;
+  font-size: .92em; }
+.qa-passage-meta code { font-size: .9em; }
+.qa-reply { font-size: 1.05em; margin-bottom: .2em; }
+.qa-confidence, .qa-sources-label { margin: .1em 0; opacity: .8; }
+.qa-error { color: #b00020; }
+.qa-status { opacity: .75; margin: 0; }
+"""
+
+Message = dict[str, Any]
+
+
+def _reply(role: str, content: str) -> Message:
+    return {"role": role, "content": content}
+
+
+def _ask_safely(bot: Chatbot, question: str, history: Sequence[str]) -> tuple[str, bool]:
+    """Ask the bot; return (chat HTML, ok). Never raises: errors become a clear message."""
+    try:
+        answer = bot.ask(question, history=list(history))
+    except ValueError as e:  # the bot's user-facing message (empty, too long, ...)
+        return format_error(str(e)), False
+    except Exception:  # anything else: log the traceback on the server, show a plain message
+        log.exception("answering %r failed", question[:200])
+        return format_error(GENERIC_ERROR), False
+    return format_answer(answer), True
+
+
+def build_app(bot: Chatbot, *, concurrency_limit: int = DEFAULT_CONCURRENCY,
+              max_queue: int = MAX_QUEUE) -> gr.Blocks:
+    """The chat UI and the ``/ask`` API over ``bot``, queue configured (launch it, or use :func:`serve`).
+
+    Pass :data:`CSS` as ``launch(css=CSS)`` for the highlight styling (Gradio 6 takes CSS at launch).
+    """
+    description = bot.describe()
+
+    def show_question(message: str, chat: list[Message] | None) -> tuple[str, list[Message], str]:
+        """Step 1 (instant): echo the question in the chat, clear the box, remember what to ask."""
+        message = message or ""
+        chat = list(chat or [])
+        if message.strip():
+            chat.append(_reply("user", format_question(message)))
+        return "", chat, message
+
+    def answer(pending: str, chat: list[Message] | None,
+               asked: list[str] | None) -> tuple[list[Message], list[str]]:
+        """Step 2 (queued): ask the bot with this conversation's earlier questions as history."""
+        asked = list(asked or [])
+        html_reply, ok = _ask_safely(bot, pending or "", asked)
+        chat = [*(chat or []), _reply("assistant", html_reply)]
+        if ok:
+            asked.append(pending)
+        return chat, asked
+
+    def clear() -> tuple[list[Message], list[str], str, str]:
+        return [], [], "", ""
+
+    def ask(question: str) -> dict[str, Any]:
+        """Answer a question about the article: the JSON of Answer.to_dict() (answer null = abstain).
+
+        Errors (empty or too-long question, ...) raise gr.Error; gradio_client raises AppError.
+        """
+        try:
+            return bot.ask(question if isinstance(question, str) else "").to_dict()
+        except ValueError as e:
+            raise gr.Error(str(e) or "Bad question.", print_exception=False) from e
+        except Exception as e:
+            log.exception("/ask failed")
+            raise gr.Error(GENERIC_ERROR, print_exception=False) from e
+
+    with gr.Blocks(title="qa · ask the article", analytics_enabled=False) as demo:
+        gr.Markdown("## Ask the article\n"
+                    "Answers are exact quotes from the text, with the passage they come from.")
+        gr.HTML(status_line(description, concurrency=concurrency_limit), elem_id="qa-status")
+        chatbot = gr.Chatbot(
+            label="Chat",
+            elem_id="qa-chat",
+            height=600,
+            render_markdown=False,  # our HTML from ui.format, sanitized by Gradio; no Markdown/LaTeX
+            sanitize_html=True,
+            latex_delimiters=[],
+            feedback_options=None,
+            buttons=["copy"],
+            placeholder="Ask a question about the article. Follow-ups like “Why did they object?” work.",
+        )
+        with gr.Row():
+            textbox = gr.Textbox(
+                show_label=False,
+                placeholder=f"Your question (up to {MAX_QUESTION_CHARS} characters)…",
+                max_length=MAX_QUESTION_CHARS,
+                lines=1,
+                scale=6,
+                autofocus=True,
+                elem_id="qa-question",
+            )
+            send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="qa-send")
+            clear_btn = gr.Button("Clear chat", scale=1, min_width=80, elem_id="qa-clear")
+        gr.Examples(
+            examples=[[q] for q in EXAMPLES],
+            inputs=[textbox],
+            label="Examples (ask the follow-up pair in order; the last one is not in the article)",
+        )
+        asked = gr.State([])  # this conversation's earlier (valid) questions, raw text
+        pending = gr.State("")  # the question being answered
+
+        for trigger in (textbox.submit, send.click):
+            trigger(
+                show_question, [textbox, chatbot], [textbox, chatbot, pending],
+                queue=False, api_visibility="private",
+            ).then(
+                answer, [pending, chatbot, asked], [chatbot, asked],
+                concurrency_id=CONCURRENCY_ID, api_visibility="private", show_progress="minimal",
+            )
+        clear_btn.click(clear, None, [chatbot, asked, pending, textbox], queue=False,
+                        api_visibility="private")
+        # the chat window's own trash icon clears the messages; forget the history with them
+        chatbot.clear(clear, None, [chatbot, asked, pending, textbox], queue=False,
+                      api_visibility="private")
+
+        gr.api(ask, api_name="ask", concurrency_id=CONCURRENCY_ID)
+
+    demo.queue(default_concurrency_limit=concurrency_limit, max_size=max_queue)
+    return demo
+
+
+def parse_auth(spec: str | None) -> tuple[str, str] | None:
+    """``"USER:PASSWORD"`` -> ``(user, password)``; None/empty -> None; anything else -> ValueError."""
+    if spec is None or not spec.strip():
+        return None
+    user, sep, password = spec.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("auth must look like USER:PASSWORD (both non-empty)")
+    return user, password
+
+
+def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
+           auth: tuple[str, str] | None = None, out: Callable[[str], None] | None = None) -> str:
+    """Start ``demo`` without blocking; return its local URL (no trailing slash).
+
+    With ``share=True`` Gradio's own (multi-line) tunnel failure messages are swallowed and
+    exactly one line is printed instead (``SHARE_FAILED``); the app keeps serving locally.
+    """
+    say = out or (lambda line: print(line, flush=True))
+    kwargs: dict[str, Any] = dict(
+        server_name=host, server_port=port, auth=auth, prevent_thread_lock=True, quiet=True,
+        ssr_mode=False, show_error=False, css=CSS, footer_links=["api"],
+    )
+    if not share:
+        demo.launch(share=False, **kwargs)
+        url = demo.local_url.rstrip("/")
+        say(f"Serving at {url}")
+        return url
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            demo.launch(share=True, **kwargs)
+    except BaseException:
+        sys.stderr.write(captured.getvalue())
+        raise
+    url = demo.local_url.rstrip("/")
+    if demo.share_url:
+        say(f"Serving at {url} and publicly at {demo.share_url}")
+    else:
+        log.debug("gradio share output: %s", captured.getvalue())
+        say(SHARE_FAILED.format(url=url))
+    return url
+
+
+def serve(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth: str | None = None,
+          sources: Sequence[str] | None = None, index_dir: str | None = None,
+          reader: str | None = None, top_k: int | None = None, mode: str | None = None) -> None:
+    """Build and warm the chatbot, then serve the UI and ``/ask`` until interrupted (Ctrl+C).
+
+    ``auth`` is ``"USER:PASSWORD"`` (default: env ``QA_AUTH``). The bot is warmed up (embedder,
+    index, reader) before the server starts, so the first question is not held up.
+    """
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    credentials = parse_auth(auth if auth is not None else os.environ.get("QA_AUTH"))
+    from qa.chatbot import Chatbot
+
+    def progress(msg: str) -> None:
+        print(f"  … {msg}", flush=True)
+
+    print("Starting qa chat: loading models and index…", flush=True)
+    options: dict[str, Any] = {}
+    if top_k is not None:
+        options["top_k"] = top_k
+    if mode is not None:
+        options["mode"] = mode
+    bot = Chatbot(sources=sources, index_dir=index_dir, reader=reader, **options)
+    bot.warm_up(progress=progress)
+    print(f"Ready: {bot.describe()}", flush=True)
+    demo = build_app(bot)
+    launch(demo, host=host, port=port, share=share, auth=credentials)
+    if credentials:
+        print(f"Login required (user {credentials[0]!r}).", flush=True)
+    print("Press Ctrl+C to stop.", flush=True)
+    try:
+        demo.block_thread()
+    finally:
+        demo.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ui.app``: parse arguments and :func:`serve`."""
+    parser = argparse.ArgumentParser(prog="python -m ui.app",
+                                     description="Serve the qa chat UI and the /ask API.")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--share", action="store_true", help="try a public Gradio share link")
+    parser.add_argument("--auth", default=None, help="USER:PASSWORD (default: env QA_AUTH)")
+    parser.add_argument("--source", action="append", dest="sources", default=None,
+                        help="a text file to answer from (repeatable; default: the repo's seeds/)")
+    parser.add_argument("--index-dir", default=None, help="index folder (default: the repo's index/)")
+    parser.add_argument("--reader", default=None, help="reader model folder (default: qa/reader_model)")
+    parser.add_argument("--top-k", type=int, default=None, help="passages retrieved per question")
+    parser.add_argument("--mode", default=None, help="retrieval mode (default: hybrid)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        parse_auth(args.auth if args.auth is not None else os.environ.get("QA_AUTH"))
+    except ValueError as e:
+        parser.error(str(e))
+    try:
+        serve(host=args.host, port=args.port, share=args.share, auth=args.auth,
+              sources=args.sources, index_dir=args.index_dir, reader=args.reader,
+              top_k=args.top_k, mode=args.mode)
+    except KeyboardInterrupt:
+        print("Stopped.", flush=True)
+    except (ValueError, TypeError, OSError, RuntimeError) as e:  # bad sources, port in use, ...
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
