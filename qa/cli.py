@@ -81,7 +81,8 @@ def _print_answer(answer: Any) -> None:
     if answer.abstained:
         print(f"The article does not say. (best confidence {answer.score:.0%})")
     else:
-        print(f"{answer.text}\n  confidence {answer.score:.0%} · {answer.source} [{answer.start}:{answer.end}]")
+        where = f"{answer.source} [{answer.start}:{answer.end}]"
+        print(f"{answer.text}\n  confidence {answer.score:.0%} · {where}")
     for i, hit in enumerate(answer.passages, 1):
         print(f"\n[{i}] {hit.source} [{hit.start}:{hit.end}] score {hit.score:.2f}\n    {hit.text}")
 

@@ -43,7 +43,8 @@ def test_previous_questions_accepts_strings_answers_and_messages() -> None:
 
 def test_retrieval_query_joins_follow_ups_only() -> None:
     hist = ["Who objected to the factory deal?"]
-    assert retrieval_query("Why did they object?", hist) == "Who objected to the factory deal? Why did they object?"
+    joined = "Who objected to the factory deal? Why did they object?"
+    assert retrieval_query("Why did they object?", hist) == joined
     assert retrieval_query("Why?", hist).startswith("Who objected")
     standalone = "Which president visited Kyiv on Thursday?"
     assert retrieval_query(standalone, hist) == standalone
