@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from qa.chatbot import MAX_QUESTION_CHARS, Chatbot, clean_question, previous_questions, retrieval_query
 from qa.schema import Answer
@@ -133,3 +135,56 @@ def test_default_chatbot_answers_the_engine_question(tmp_path, article_text):
     assert any("engine" in h.text for h in answer.passages)
     if answer.text is not None:
         assert article_text[answer.start : answer.end] == answer.text
+
+
+@pytest.fixture(scope="module")
+def warm_fake_bot(tmp_path_factory):
+    """One warmed chatbot over the seed article with fake models, shared by the property test."""
+    from conftest import ARTICLE, FakeEmbedder, FakeReader
+
+    root = tmp_path_factory.mktemp("hostile")
+    bot = Chatbot(sources=[ARTICLE], index_dir=root / "index", embedder=FakeEmbedder(),
+                  reader=FakeReader(), log=lambda m: None)
+    bot.warm_up()
+    return bot
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(question=st.one_of(
+    st.text(max_size=50),
+    st.text(min_size=900, max_size=1200),
+    st.text(alphabet=st.characters(categories=["Cc", "Cf", "Zs"]), max_size=40),
+    st.from_regex(r"<script>[a-z ]{0,20}</script>\??", fullmatch=True),
+    st.sampled_from(["Кто подписал?", "土耳其为什么要乌克兰的发动机？", "لماذا؟", "Why? 🚀"]),
+))
+def test_ask_never_raises_unexpectedly_and_answers_with_spans(warm_fake_bot, article_text, question):
+    """Arbitrary text: a user-facing ValueError or an Answer whose offsets are a span of the source."""
+    try:
+        answer = warm_fake_bot.ask(question)
+    except ValueError as err:
+        assert str(err) and "\n" not in str(err)
+        return
+    if answer.text is not None:
+        assert article_text[answer.start : answer.end] == answer.text
+    for hit in answer.passages:
+        assert article_text[hit.start : hit.end] == hit.text
+
+
+def test_index_dir_that_is_a_file_is_a_clear_error(tmp_path, article_dir, fake_embedder, fake_reader):
+    blocker = tmp_path / "index"
+    blocker.write_text("not a folder")
+    bot = make_bot(tmp_path, article_dir, fake_embedder, fake_reader)
+    with pytest.raises((ValueError, OSError), match="index"):
+        bot.warm_up()
+
+
+def test_half_written_index_is_rebuilt_and_answers(tmp_path, article_dir, fake_embedder, fake_reader):
+    bot = make_bot(tmp_path, article_dir, fake_embedder, fake_reader)
+    bot.warm_up()
+    (tmp_path / "index" / "vectors.npy").write_bytes(b"\x93NUMPY truncated")
+    (tmp_path / "index" / "passages.jsonl").unlink()
+    logs: list[str] = []
+    again = Chatbot(sources=[article_dir], index_dir=tmp_path / "index", embedder=fake_embedder,
+                    reader=fake_reader, log=logs.append)
+    assert again.ask("Who tried to buy the factory?").text
+    assert len(logs) == 1 and "rebuild" in logs[0].lower()
