@@ -23,30 +23,32 @@ _WORD = re.compile(r"\w+")
 
 
 class FakeEmbedder:
-    """Hashed bag-of-words vectors: deterministic, instant, good enough for word-overlap retrieval."""
+    """Hashed bag-of-words unit vectors: deterministic, instant, counts its work."""
 
-    name = "fake-bow"
-    dim = 256
-
-    def __init__(self) -> None:
+    def __init__(self, name: str = "fake-bow", dim: int = 256) -> None:
+        self.name = name
+        self.dim = dim
         self.calls = 0
-        self.encoded = 0
+        self.texts: list[str] = []
+
+    @property
+    def encoded(self) -> int:
+        """How many texts were embedded."""
+        return len(self.texts)
 
     def warm_up(self) -> None:
         """Nothing to load."""
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """One unit vector per text."""
+        """One unit vector per text (never zero: a small constant component)."""
         self.calls += 1
-        self.encoded += len(texts)
+        self.texts.extend(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
             for w in _WORD.findall(text.lower()):
-                h = int(hashlib.md5(w.encode()).hexdigest(), 16)
-                out[i, h % self.dim] += 1.0
-            n = np.linalg.norm(out[i])
-            out[i] = out[i] / n if n else out[i]
-        return out
+                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dim] += 1.0
+            out[i, 0] += 1e-3
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 class FakeReader:

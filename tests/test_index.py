@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FakeEmbedder
 
 import qa.index as qindex
 from qa.index import EXACT_MAX, FORMAT_VERSION, Index, IndexMismatchError
@@ -17,27 +17,9 @@ from qa.index import EXACT_MAX, FORMAT_VERSION, Index, IndexMismatchError
 WORD = re.compile(r"\w+")
 
 
-class CountingEmbedder:
-    """A fast deterministic stand-in for Embedder (hashed bag of words) that counts its work."""
-
-    def __init__(self, name: str = "fake-embedder", dim: int = 32) -> None:
-        self.name = name
-        self.dim = dim
-        self.calls = 0
-        self.texts: list[str] = []
-
-    def warm_up(self) -> None:
-        pass
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls += 1
-        self.texts.extend(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            for w in WORD.findall(t.lower()):
-                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dim] += 1.0
-            out[i, 0] += 1e-3
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+def CountingEmbedder(name: str = "fake-embedder", dim: int = 32) -> FakeEmbedder:  # noqa: N802
+    """The shared fake embedder, counting its work, under this module's name and size."""
+    return FakeEmbedder(name=name, dim=dim)
 
 
 DOCS = {

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
+from conftest import FakeEmbedder
 
 from qa.embed import Embedder
 from qa.index import Index
@@ -19,22 +17,9 @@ SEED = Path(__file__).resolve().parent.parent / "seeds" / "article.txt"
 WORD = re.compile(r"\w+")
 
 
-class HashEmbedder:
-    """A fast deterministic stand-in for Embedder: hashed bag of words."""
-
-    name = "hash-embedder"
-    dim = 64
-
-    def warm_up(self) -> None:
-        pass
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            for w in WORD.findall(t.lower()):
-                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dim] += 1.0
-            out[i, 0] += 1e-3
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+def HashEmbedder() -> FakeEmbedder:  # noqa: N802
+    """The shared fake embedder at 64 dimensions."""
+    return FakeEmbedder(name="hash-embedder", dim=64)
 
 
 # A small synthetic corpus: many passages on one theme, one rare word in exactly one passage.
