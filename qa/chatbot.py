@@ -115,8 +115,10 @@ class Chatbot:
         self.index: Any = None
         self.retriever: Any = None
 
-    def warm_up(self, progress: Log | None = None, *, rebuild: bool = False) -> None:
-        """Load the embedder, build or load the index, and load the reader."""
+    def warm_up(
+        self, progress: Log | None = None, *, rebuild: bool = False, progress_bar: bool = False
+    ) -> None:
+        """Load the embedder, build or load the index (a bar on stderr if asked), and load the reader."""
         if self.retriever is not None and not rebuild:
             return
         from qa.embed import Embedder
@@ -131,7 +133,7 @@ class Chatbot:
         embedder = self._embedder_arg or Embedder()
         say(f"Indexing {len(texts)} source(s) with {embedder.name}…")
         self.index = Index.build_or_load(
-            texts, self.index_dir, embedder, rebuild=rebuild, progress=False, log=self.log
+            texts, self.index_dir, embedder, rebuild=rebuild, progress=progress_bar, log=self.log
         )
         retriever = Retriever(index=self.index, embedder=embedder, mode=self.mode, top_k=self.top_k)
         retriever.warm_up()

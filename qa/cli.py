@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     """Run one parsed subcommand; return the exit status."""
     if args.command == "index":
         bot = Chatbot(sources=args.paths or None, index_dir=args.index_dir, reader=_NoReader())
-        bot.warm_up(progress=lambda m: print(m, file=sys.stderr), rebuild=args.rebuild)
+        bot.warm_up(progress=lambda m: print(m, file=sys.stderr), rebuild=args.rebuild, progress_bar=True)
         print(bot.describe())
         return 0
     if args.command == "ask":

@@ -45,7 +45,9 @@ def test_ask_json_prints_one_object(fake_cli, tmp_path, article_dir, article_tex
 def test_ask_plain_and_index_reuse(fake_cli, tmp_path, article_dir, capsys):
     idx = str(tmp_path / "idx")
     assert qa.cli.main(["index", str(article_dir), "--index-dir", idx]) == 0
-    assert "article.txt" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "article.txt" in captured.out
+    assert "100%" in captured.err, "qa index shows a progress bar on stderr"
     assert qa.cli.main(["ask", "Who tried to buy the factory?", "--index-dir", idx]) == 0
     out = capsys.readouterr().out
     assert "Chinese" in out and "confidence" in out
