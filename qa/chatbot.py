@@ -9,12 +9,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from qa.retrieve import DEFAULT_TOP_K, MODES
 from qa.schema import Answer, Hit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCES: tuple[Path, ...] = (REPO_ROOT / "seeds",)
 DEFAULT_INDEX_DIR = REPO_ROOT / "index"
-DEFAULT_TOP_K = 3
 DEFAULT_MODE = "hybrid"
 MAX_QUESTION_CHARS = 1000
 #: Words that point back to an earlier turn; a question with one of them (or of at most
@@ -94,8 +94,6 @@ class Chatbot:
         embedder: Any = None,
         log: Log | None = None,
     ) -> None:
-        from qa.retrieve import MODES
-
         if isinstance(sources, (str, Path)):
             sources = [sources]
         if sources is not None and not sources:
@@ -166,8 +164,7 @@ class Chatbot:
     def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:
         """Answer a question with a span of the documents, or abstain (``text`` None)."""
         text = clean_question(question)
-        self.warm_up()
-        hits = self.retriever.retrieve(retrieval_query(text, history), top_k=self.top_k)
+        hits = self.retrieve(text, history)
         if not hits:
             return Answer(question=text, text=None, score=0.0, start=None, end=None, source=None)
         spans = self.reader.read(text, hits)

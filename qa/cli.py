@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from qa.chatbot import DEFAULT_INDEX_DIR, DEFAULT_MODE, DEFAULT_TOP_K, Chatbot
+from qa.retrieve import MODES
 
-MODES = ("hybrid", "dense", "lexical")
 #: Subcommands whose arguments the named module parses itself.
 DELEGATED = {"bench": "qa.bench", "compare-readers": "qa.compare", "train-reader": "qa.train"}
 
