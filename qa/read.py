@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,22 @@ STRIDE = 96
 BATCH_SIZE = 32
 #: Longest question, in tokens; longer questions are cut (the context needs the room).
 MAX_QUESTION_TOKENS = 64
+#: "auto" runs BERT checkpoints through ``qa.bert`` (no transformers import) and others through
+#: transformers; "transformers" always uses ``AutoModelForQuestionAnswering``.
+BACKENDS = ("auto", "transformers")
 
 Source = Passage | Hit
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Tokenized (question, passage) windows: ids, token types, offsets, sequence ids, passage index."""
+
+    ids: list[list[int]]
+    types: list[list[int]]
+    offsets: list[list[tuple[int, int]]]
+    sequence_ids: list[list[int | None]]
+    passage: list[int]
 
 
 def _is_int(value: Any) -> bool:
@@ -47,7 +62,10 @@ class Reader:
         stride: int = STRIDE,
         batch_size: int = BATCH_SIZE,
         device: str = "cpu",
+        backend: str = "auto",
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if not isinstance(model, (str, Path)) or not str(model).strip():
             raise TypeError(f"model must be a model folder or hub id (str or Path), got {model!r}")
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
@@ -71,8 +89,10 @@ class Reader:
         self.stride = stride
         self.batch_size = batch_size
         self.device = device
+        self.backend = backend
         self.model: Any = None
         self.tokenizer: Any = None
+        self._fast = False
 
     @staticmethod
     def _check_folder(model: str | Path) -> bool:
@@ -109,11 +129,23 @@ class Reader:
         """Load the model and its tokenizer (once)."""
         if self.model is not None:
             return
+        if self._local:
+            self._check_folder(Path(self._model_ref))
+        if self._local and self.backend == "auto" and self.device == "cpu":
+            from qa import bert
+
+            folder = Path(self._model_ref).expanduser()
+            if bert.supports(folder, head="qa"):
+                model = bert.Bert.load(folder)
+                if self.max_length > model.max_positions:
+                    raise ValueError(f"max_length {self.max_length} exceeds the model's limit of "
+                                     f"{model.max_positions} tokens")
+                self.tokenizer = bert.load_tokenizer(folder)
+                self.model, self._fast = model, True
+                return
         import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-        if self._local:
-            self._check_folder(Path(self._model_ref))
         ref = str(Path(self._model_ref).expanduser()) if self._local else str(self._model_ref)
         dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         try:
@@ -160,7 +192,7 @@ class Reader:
             return []
         self.warm_up()
         enc = self._encode(self._clip_question(question.strip()), items)
-        if not enc["input_ids"]:
+        if not enc.ids:
             return []
         start, end = self._logits(enc)
         return self._decode(enc, start, end, items, top_n)
@@ -168,33 +200,53 @@ class Reader:
     def _clip_question(self, question: str) -> str:
         """Cut a question that would leave too little room for the context."""
         budget = min(MAX_QUESTION_TOKENS, self.max_length - self.stride - 8)
-        enc = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-        offsets = enc["offset_mapping"]
+        if self._fast:
+            offsets = self.tokenizer.encode(question, add_special_tokens=False).offsets
+        else:
+            enc = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+            offsets = enc["offset_mapping"]
         if len(offsets) <= budget:
             return question
         return question[: offsets[budget - 1][1]]
 
-    def _encode(self, question: str, items: list[Passage]) -> Any:
+    def _encode(self, question: str, items: list[Passage]) -> Windows:
         """Tokenize the question with every passage in one call, long passages in overlapping windows."""
-        return self.tokenizer(
+        if self._fast:
+            tok = self.tokenizer
+            tok.enable_truncation(self.max_length, stride=self.stride, strategy="only_second")
+            try:
+                encodings = tok.encode_batch([(question, p.text) for p in items])
+            finally:
+                tok.no_truncation()
+            windows = [(i, w) for i, e in enumerate(encodings) for w in [e, *e.overflowing]]
+            return Windows([w.ids for _, w in windows], [w.type_ids for _, w in windows],
+                           [w.offsets for _, w in windows], [w.sequence_ids for _, w in windows],
+                           [i for i, _ in windows])
+        enc = self.tokenizer(
             [question] * len(items), [p.text for p in items], truncation="only_second",
             max_length=self.max_length, stride=self.stride, return_overflowing_tokens=True,
             return_offsets_mapping=True, padding=False,
         )
+        n = len(enc["input_ids"])
+        types = enc.get("token_type_ids")
+        if types is None or "token_type_ids" not in self.tokenizer.model_input_names:
+            types = []
+        return Windows(enc["input_ids"], types, enc["offset_mapping"],
+                       [enc.sequence_ids(j) for j in range(n)], enc["overflow_to_sample_mapping"])
 
-    def _logits(self, enc: Any) -> tuple[Any, Any]:
+    def _logits(self, enc: Windows) -> tuple[Any, Any]:
         """Start and end logits of every window, (windows, longest) float32 CPU tensors padded with -inf."""
         import torch
 
-        ids = enc["input_ids"]
+        ids = enc.ids
         n = len(ids)
         width = max(len(x) for x in ids)
         start = torch.full((n, width), -math.inf)
         end = torch.full((n, width), -math.inf)
-        types = enc.get("token_type_ids")
-        use_types = types is not None and "token_type_ids" in self.tokenizer.model_input_names
+        types = enc.types
+        use_types = bool(types)
         order = sorted(range(n), key=lambda k: len(ids[k]))  # similar lengths share a batch: less padding
-        pad = self.tokenizer.pad_token_id or 0
+        pad = 0 if self._fast else (self.tokenizer.pad_token_id or 0)
         with torch.inference_mode():
             for b in range(0, n, self.batch_size):
                 rows = order[b : b + self.batch_size]
@@ -211,13 +263,17 @@ class Reader:
                 inputs = {"input_ids": input_ids, "attention_mask": mask}
                 if use_types:
                     inputs["token_type_ids"] = tt
-                out = self.model(**{k: v.to(self.model.device) for k, v in inputs.items()})
                 idx = torch.tensor(rows)
-                start[idx, :w] = out.start_logits.float().cpu()
-                end[idx, :w] = out.end_logits.float().cpu()
+                if self._fast:
+                    s, e = self.model.span_logits(input_ids, mask, tt if use_types else None)
+                else:
+                    out = self.model(**{k: v.to(self.model.device) for k, v in inputs.items()})
+                    s, e = out.start_logits, out.end_logits
+                start[idx, :w] = s.float().cpu()
+                end[idx, :w] = e.float().cpu()
         return start, end
 
-    def _decode(self, enc: Any, start: Any, end: Any, items: list[Passage], top_n: int) -> list[Span]:
+    def _decode(self, enc: Windows, start: Any, end: Any, items: list[Passage], top_n: int) -> list[Span]:
         """Score every span of context tokens (vectorised), then keep the most confident distinct ones."""
         import torch
 
@@ -225,7 +281,7 @@ class Reader:
         m = self.max_answer_tokens
         context = torch.zeros((n, width), dtype=torch.bool)
         for j in range(n):
-            seq = enc.sequence_ids(j)
+            seq = enc.sequence_ids[j]
             context[j, : len(seq)] = torch.tensor([s == 1 for s in seq])
         null = start[:, 0] + end[:, 0]  # the no-answer option: [CLS] as start and end
         s = start.masked_fill(~context, -math.inf)
@@ -244,8 +300,8 @@ class Reader:
             if not math.isfinite(float(values[j, r])):
                 continue
             i, off = divmod(int(where[j, r]), m)
-            offsets = enc["offset_mapping"][j]
-            key = (enc["overflow_to_sample_mapping"][j], offsets[i][0], offsets[i + off][1])
+            offsets = enc.offsets[j]
+            key = (enc.passage[j], offsets[i][0], offsets[i + off][1])
             if key not in best:
                 best[key] = float(conf[j, r])
                 if len(best) == top_n:

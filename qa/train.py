@@ -230,9 +230,13 @@ def train(args: argparse.Namespace) -> None:
         all_batches.extend(batches(feats, args.batch_size, random.Random(args.seed + epoch)))
     total = min(len(all_batches), args.max_steps or len(all_batches))
 
-    model = AutoModelForQuestionAnswering.from_pretrained(base).to(device)
+    model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32).to(device)
+    if args.init:
+        state = torch.load(args.init, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        print(f"started from step {state['step']} of {args.init}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    warm = max(1, int(total * WARMUP))
+    warm = max(1, int(total * args.warmup))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
     )
@@ -302,6 +306,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-steps", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     p.add_argument("--lr", type=float, default=LEARNING_RATE)
+    p.add_argument("--warmup", type=float, default=WARMUP, help="share of steps spent warming up")
+    p.add_argument("--init", default=None,
+                   help="start from this training checkpoint's weights (a new schedule; continues a run)")
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--limit", type=int, default=0, help="use only the first N questions")
     p.add_argument("--threads", type=int, default=0)

