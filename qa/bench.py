@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +43,9 @@ DEFAULT_CACHE_DIR = REPO_ROOT / "build" / "bench-cache"
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_QUERIES = 100
 DEFAULT_THROUGHPUT_PASSAGES = 200
+#: Questions answered on the seed article (warm) and fresh processes timed to their first answer (cold).
+DEFAULT_ANSWERS = 50
+DEFAULT_COLD_RUNS = 3
 RECALL_KS = (1, 3, 5)
 HNSW_RECALL_K = 10
 #: Texts embedded between two cache writes (an interrupted run keeps what it embedded).
@@ -77,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "'' to skip)")
     p.add_argument("--queries", type=int, default=DEFAULT_QUERIES,
                    help=f"questions timed per mode and size (default {DEFAULT_QUERIES})")
+    p.add_argument("--answers", type=int, default=DEFAULT_ANSWERS,
+                   help="questions answered end to end on the seed article, warm (0 to skip; the questions "
+                        f"are generic ones from --data-dir; default {DEFAULT_ANSWERS})")
+    p.add_argument("--cold-runs", type=int, default=DEFAULT_COLD_RUNS,
+                   help="fresh `qa ask` processes timed from start to first answer (0 to skip; "
+                        f"default {DEFAULT_COLD_RUNS})")
     p.add_argument("--recall", action="store_true",
                    help="also measure open-domain recall@1/3/5 per mode on --recall-file")
     p.add_argument("--recall-file", default=str(DEFAULT_RECALL_FILE), help="SQuAD-format JSON for --recall")
@@ -311,6 +322,51 @@ def bench_seed(embedder: Embedder, seed: Path) -> dict[str, Any]:
     return {"passages": len(index), "index_seconds": round(seconds, 3), "reload_seconds": round(reload_s, 4)}
 
 
+def bench_answers(embedder: Embedder, seed: Path, questions: Sequence[str],
+                  cold_runs: int) -> dict[str, Any]:
+    """Warm end-to-end answers on the seed article (retrieve + read), then cold ``qa ask`` processes."""
+    from qa.chatbot import Chatbot
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        index_dir = Path(tmp) / "index"
+        bot = Chatbot(sources=[seed], index_dir=index_dir, embedder=embedder, log=lambda m: None)
+        t0 = time.perf_counter()
+        bot.warm_up()
+        out["reader"] = bot.reader.name
+        out["reader_load_seconds"] = round(time.perf_counter() - t0, 2)
+        if questions:
+            bot.ask(questions[0])  # first call pays one-time costs
+            total, retrieve = [], []
+            for q in questions:
+                t0 = time.perf_counter()
+                hits = bot.retrieve(q)
+                t1 = time.perf_counter()
+                bot.reader.read(q, hits)
+                t2 = time.perf_counter()
+                retrieve.append((t1 - t0) * 1000)
+                total.append((t2 - t0) * 1000)
+            out["questions"] = len(questions)
+            out["end_to_end"] = {"p50_ms": round(_percentile(total, 50), 1),
+                                 "p95_ms": round(_percentile(total, 95), 1)}
+            out["retrieval_part"] = {"p50_ms": round(_percentile(retrieve, 50), 1),
+                                     "p95_ms": round(_percentile(retrieve, 95), 1)}
+        if cold_runs:
+            cmd = [sys.executable, "-m", "qa.cli", "ask", questions[0] if questions else "Who?", "--json",
+                   "--sources", str(seed), "--index-dir", str(index_dir)]
+            env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+            times = []
+            for _ in range(cold_runs):
+                t0 = time.perf_counter()
+                done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+                times.append(time.perf_counter() - t0)
+                if done.returncode != 0:
+                    raise RuntimeError(f"cold `qa ask` failed: {done.stderr.strip()[-500:]}")
+            out["cold_start_to_first_answer_s"] = {"runs": [round(t, 2) for t in times],
+                                                   "median": round(statistics.median(times), 2)}
+    return out
+
+
 def bench_throughput(embedder: Embedder, cache: VectorCache, passages: list[Passage]) -> dict[str, Any]:
     """Fresh (uncached) build speed: embed + FAISS over ``passages`` (the vectors are then cached)."""
     texts = [p.text for p in passages]
@@ -428,6 +484,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if seed.is_file():
         say("timing the seed article…")
         result["seed_article"] = bench_seed(embedder, seed)
+    if (args.answers or args.cold_runs) and seed.is_file():
+        say("answering on the seed article (warm) and timing cold starts…")
+        questions = load_questions(Path(args.data_dir), args.answers) if args.answers else []
+        result["seed_answers"] = bench_answers(embedder, seed, questions, args.cold_runs)
     sizes = sorted(set(args.sizes))
     if sizes:
         data_dir = Path(args.data_dir)
@@ -465,6 +525,16 @@ def _print_human(r: dict[str, Any]) -> None:
         s = r["seed_article"]
         print(f"seed article: {s['passages']} passages indexed in {s['index_seconds']} s "
               f"(reload {s['reload_seconds']} s)")
+    if "seed_answers" in r:
+        a = r["seed_answers"]
+        if "end_to_end" in a:
+            e, t = a["end_to_end"], a["retrieval_part"]
+            print(f"answers on the seed article (warm, {a['questions']} questions, reader {a['reader']}): "
+                  f"p50 {e['p50_ms']} ms, p95 {e['p95_ms']} ms (retrieval part p50 {t['p50_ms']} ms)")
+        if "cold_start_to_first_answer_s" in a:
+            c = a["cold_start_to_first_answer_s"]
+            print(f"cold start to first answer (fresh `qa ask` process): median {c['median']} s, "
+                  f"runs {c['runs']}")
     if "build_throughput" in r:
         b = r["build_throughput"]
         print(f"fresh build throughput: {b['passages_per_s']} passages/s "
@@ -500,6 +570,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.queries < 1:
         build_parser().error("--queries must be at least 1")
+    if args.answers < 0 or args.cold_runs < 0:
+        build_parser().error("--answers and --cold-runs must be 0 or more")
     if args.threads is not None and args.threads < 1:
         build_parser().error("--threads must be at least 1")
     result = run(args)

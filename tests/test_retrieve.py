@@ -230,13 +230,18 @@ def test_bench_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     argv = ["--sizes", "3,5", "--queries", "2", "--data-dir", str(tmp_path / "d"), "--recall",
             "--recall-file", str(tmp_path / "d" / "a.json"), "--cache-dir", str(tmp_path / "cache"),
             "--quiet", "--json"]
-    assert main(argv) == 0
+    assert main([*argv, "--answers", "2", "--cold-runs", "1"]) == 0
     result = json.loads(capsys.readouterr().out)
+    answers = result["seed_answers"]
+    assert answers["questions"] == 2
+    assert answers["end_to_end"]["p50_ms"] >= answers["retrieval_part"]["p50_ms"]
+    assert len(answers["cold_start_to_first_answer_s"]["runs"]) == 1
     assert set(result["sizes"]) == {"3", "5"}
     for size in result["sizes"].values():
         assert size["index_type"] == "flat-ip" and set(size["modes"]) == set(MODES)
     assert set(result["recall"]["modes"]) == set(MODES) and result["recall"]["questions"] == 2
     assert result["seed_article"]["passages"] > 0 and result["peak_memory_mib"] > 0
     # a rerun embeds nothing new: the bench cache is keyed by text hash
-    assert main(argv) == 0
-    assert json.loads(capsys.readouterr().out)["embedded_this_run"] == 0
+    assert main([*argv, "--answers", "0", "--cold-runs", "0"]) == 0
+    rerun = json.loads(capsys.readouterr().out)
+    assert rerun["embedded_this_run"] == 0 and "seed_answers" not in rerun
