@@ -16,12 +16,19 @@ if TYPE_CHECKING:
 
 DEFAULT_TOP_K = 3
 MODES = ("hybrid", "dense", "lexical")
-RRF_K = 60
+#: Reciprocal-rank-fusion constant. 60 is the paper's default; 5 trusts each list's top ranks more and
+#: was chosen on the questions of the 30 training-split SQuAD articles (qa.train.split_squad) over all
+#: 1,726 paragraphs: recall@5 on the 10 held-out articles' questions 87.9 -> 90.0 (with BM25_K1/B: 90.5).
+RRF_K = 5
 #: Candidates taken from each retriever before fusion: CANDIDATE_FACTOR * top_k + CANDIDATE_EXTRA.
 CANDIDATE_FACTOR = 4
 CANDIDATE_EXTRA = 10
 BM25_STOPWORDS = "en"
 BM25_LANGUAGE = "english"
+#: BM25 term-frequency saturation and length normalisation: Anserini's passage-retrieval defaults
+#: (bm25s defaults to 1.5 / 0.75; on the split above, held-out recall@5 90.0 -> 90.5).
+BM25_K1 = 0.9
+BM25_B = 0.4
 
 
 def reciprocal_rank_fusion(
@@ -102,7 +109,7 @@ class Retriever:
         self._stem = _stemmer()
         corpus = bm25s.tokenize([p.text for p in self.index.passages], stopwords=BM25_STOPWORDS,
                                 stemmer=self._stem, return_ids=True, show_progress=False)
-        bm25 = bm25s.BM25()
+        bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B)
         if corpus.vocab:  # a corpus of stopwords only has no vocabulary to index
             bm25.index(corpus, show_progress=False)
             self._vocab = dict(bm25.vocab_dict)

@@ -42,13 +42,14 @@ CORPUS = {
 
 
 def test_rrf_maths() -> None:
-    fused = reciprocal_rank_fusion([[1, 2, 3], [3, 1, 4]])
+    fused = reciprocal_rank_fusion([[1, 2, 3], [3, 1, 4]], k=60)
     scores = dict(fused)
     assert scores[1] == pytest.approx(1 / 61 + 1 / 62)
     assert scores[3] == pytest.approx(1 / 63 + 1 / 61)
     assert scores[2] == pytest.approx(1 / 62) and scores[4] == pytest.approx(1 / 63)
     assert [i for i, _ in fused] == [1, 3, 2, 4]
-    assert RRF_K == 60
+    default = dict(reciprocal_rank_fusion([[1, 2, 3], [3, 1, 4]]))
+    assert default[1] == pytest.approx(1 / (RRF_K + 1) + 1 / (RRF_K + 2))
 
 
 def test_rrf_options_and_ties() -> None:
