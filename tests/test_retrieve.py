@@ -105,6 +105,14 @@ def test_modes_and_hit_fields(fake_index: Index) -> None:
     assert len(r.retrieve("military aircraft", top_k=500)) == len(fake_index.passages)
 
 
+def test_lexical_matches_other_forms_of_a_word(fake_index: Index) -> None:
+    # "zeppelins" and "sold" stand in the corpus as "zeppelin" and "sale": the stemmer joins the first
+    r = Retriever(index=fake_index, embedder=HashEmbedder(), mode="lexical")
+    hits = r.retrieve("zeppelins")
+    assert hits and "zeppelin airships" in hits[0].text
+    assert r.retrieve("submarine")[0].text.startswith("The navy announced")
+
+
 def test_lexical_with_no_known_words_returns_nothing_and_hybrid_falls_back(fake_index: Index) -> None:
     emb = HashEmbedder()
     assert Retriever(index=fake_index, embedder=emb, mode="lexical").retrieve("the of and") == []
