@@ -228,6 +228,10 @@ def train(args: argparse.Namespace) -> None:
     all_batches: list[list[dict]] = []
     for epoch in range(args.epochs):
         all_batches.extend(batches(feats, args.batch_size, random.Random(args.seed + epoch)))
+    if args.skip:
+        # Continuing an earlier run from its saved weights: leave out the batches it already trained on.
+        all_batches = all_batches[args.skip :]
+        print(f"skipping the first {args.skip} batches; {len(all_batches)} left", flush=True)
     total = min(len(all_batches), args.max_steps or len(all_batches))
 
     model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32).to(device)
@@ -254,7 +258,8 @@ def train(args: argparse.Namespace) -> None:
     while step < total:
         batch = collate(all_batches[step], tokenizer.pad_token_id)
         batch = {k: v.to(device) for k, v in batch.items()}
-        loss = model(**batch).loss
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=args.bf16):
+            loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -309,9 +314,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=float, default=WARMUP, help="share of steps spent warming up")
     p.add_argument("--init", default=None,
                    help="start from this training checkpoint's weights (a new schedule; continues a run)")
+    p.add_argument("--skip", type=int, default=0,
+                   help="leave out the first N batches (a continuation from --base that already saw them)")
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--limit", type=int, default=0, help="use only the first N questions")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 autocast for the matrix products (CPUs with AVX512-BF16/AMX, recent GPUs)")
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--write-validation", default=None, help="write the SQuAD validation file and exit")
