@@ -10,6 +10,7 @@ goes through ``transformers`` as before. ``supports(folder)`` says which path a 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ from typing import Any
 SUPPORTED = {"model_type": ("bert",), "hidden_act": ("gelu",), "position_embedding_type": ("absolute",)}
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
+#: How the encoder's Linear layers compute: "float32" (exact), "int8" (dynamic per-channel int8
+#: weights and activations through fbgemm: about 3x faster matrix products on x86 CPUs with VNNI) or
+#: "bfloat16" (weights and activations in bfloat16). Embeddings, layer norms and the QA head stay float32.
+PRECISIONS = ("float32", "int8", "bfloat16")
 
 
 def _config(folder: Path) -> dict[str, Any] | None:
@@ -47,8 +52,12 @@ def supports(folder: str | Path, *, head: str | None = None) -> bool:
 class Bert:
     """BERT weights (float32) and a forward pass: embeddings, N encoder layers, optional QA head."""
 
-    def __init__(self, weights: dict[str, Any], config: dict[str, Any]) -> None:
+    def __init__(self, weights: dict[str, Any], config: dict[str, Any], *,
+                 precision: str = "float32") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.config = config
+        self.precision = precision
         self.heads = int(config["num_attention_heads"])
         self.layers = int(config["num_hidden_layers"])
         self.eps = float(config.get("layer_norm_eps", 1e-12))
@@ -60,9 +69,45 @@ class Bert:
                    if k not in self.w]
         if missing:
             raise ValueError(f"not a BERT checkpoint: missing {', '.join(missing)}")
+        self._linears: dict[str, Any] = {}
+        if precision != "float32":
+            self._convert_linears()
+
+    def _convert_linears(self) -> None:
+        """Build the encoder's Linear layers in ``self.precision`` (int8: dynamic per-channel)."""
+        import torch
+
+        names = [k.removesuffix(".weight") for k in self.w
+                 if k.startswith("encoder.layer.") and k.endswith(".weight") and self.w[k].dim() == 2
+                 and f"{k.removesuffix('.weight')}.bias" in self.w]
+        for name in names:
+            weight, bias = self.w[f"{name}.weight"], self.w[f"{name}.bias"]
+            if self.precision == "bfloat16":
+                bf = (weight.to(torch.bfloat16), bias.to(torch.bfloat16))
+                self._linears[name] = lambda x, bf=bf: torch.nn.functional.linear(
+                    x.to(torch.bfloat16), *bf).to(torch.float32)
+                continue
+            lin = torch.nn.Linear(weight.shape[1], weight.shape[0])
+            with torch.no_grad():
+                lin.weight.copy_(weight)
+                lin.bias.copy_(bias)
+            with warnings.catch_warnings():  # torch deprecates quantized tensors for torchao (not installed)
+                warnings.simplefilter("ignore")
+                qlin = torch.ao.nn.quantized.dynamic.Linear.from_float(
+                    _with_qconfig(lin), use_precomputed_fake_quant=False)
+            self._linears[name] = qlin
+
+    def _linear(self, name: str, x: Any) -> Any:
+        """The Linear layer ``name`` (its weight and bias keys without the suffix) applied to ``x``."""
+        fn = self._linears.get(name)
+        if fn is not None:
+            return fn(x)
+        import torch.nn.functional as F
+
+        return F.linear(x, self.w[f"{name}.weight"], self.w[f"{name}.bias"])
 
     @classmethod
-    def load(cls, folder: str | Path) -> Bert:
+    def load(cls, folder: str | Path, *, precision: str = "float32") -> Bert:
         """Read ``config.json`` and ``model.safetensors`` (any float dtype, kept as float32)."""
         import torch
         from safetensors.torch import load_file
@@ -72,7 +117,7 @@ class Bert:
         if config is None:
             raise ValueError(f"{folder} has no readable config.json")
         weights = {k: v.to(torch.float32) for k, v in load_file(str(folder / WEIGHTS_FILE)).items()}
-        return cls(weights, config)
+        return cls(weights, config, precision=precision)
 
     @property
     def has_qa_head(self) -> bool:
@@ -100,17 +145,15 @@ class Bert:
             p = f"encoder.layer.{i}."
 
             q, k, v = (
-                F.linear(x, w[p + f"attention.self.{name}.weight"], w[p + f"attention.self.{name}.bias"])
-                .view(n, t, h, -1).transpose(1, 2)
+                self._linear(p + f"attention.self.{name}", x).view(n, t, h, -1).transpose(1, 2)
                 for name in ("query", "key", "value")
             )
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
-            a = F.linear(a.transpose(1, 2).reshape(n, t, -1), w[p + "attention.output.dense.weight"],
-                         w[p + "attention.output.dense.bias"])
+            a = self._linear(p + "attention.output.dense", a.transpose(1, 2).reshape(n, t, -1))
             x = F.layer_norm(x + a, x.shape[-1:], w[p + "attention.output.LayerNorm.weight"],
                              w[p + "attention.output.LayerNorm.bias"], eps)
-            f = F.gelu(F.linear(x, w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"]))
-            f = F.linear(f, w[p + "output.dense.weight"], w[p + "output.dense.bias"])
+            f = F.gelu(self._linear(p + "intermediate.dense", x))
+            f = self._linear(p + "output.dense", f)
             x = F.layer_norm(x + f, x.shape[-1:], w[p + "output.LayerNorm.weight"],
                              w[p + "output.LayerNorm.bias"], eps)
         return x
@@ -124,6 +167,14 @@ class Bert:
         logits = F.linear(self.encode(input_ids, attention_mask, token_type_ids),
                           self.w["qa_outputs.weight"], self.w["qa_outputs.bias"])
         return logits[..., 0], logits[..., 1]
+
+
+def _with_qconfig(module: Any) -> Any:
+    """``module`` with the per-channel dynamic int8 quantisation config attached."""
+    import torch
+
+    module.qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+    return module
 
 
 def load_tokenizer(folder: str | Path) -> Any:

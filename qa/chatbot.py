@@ -149,10 +149,13 @@ class Chatbot:
         """One line saying which corpus, reader and retrieval are loaded."""
         self.warm_up()
         sources = sorted({p.source for p in self.index.passages})
+        precision = getattr(self.reader, "precision", None)
+        precision = f" ({precision})" if isinstance(precision, str) else ""
         shown = ", ".join(sources[:3]) + (f", … ({len(sources) - 3} more)" if len(sources) > 3 else "")
         return (
             f"{len(sources)} source(s) ({shown}), {len(self.index.passages)} passages · "
-            f"reader: {getattr(self.reader, 'name', '?')} · retrieval: {self.mode}, top {self.top_k}"
+            f"reader: {getattr(self.reader, 'name', '?')}{precision} · "
+            f"retrieval: {self.mode}, top {self.top_k}"
         )
 
     def retrieve(self, question: str, history: Sequence[Any] | None = None) -> list[Hit]:

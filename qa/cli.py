@@ -10,10 +10,23 @@ from pathlib import Path
 from typing import Any
 
 from qa.chatbot import DEFAULT_INDEX_DIR, DEFAULT_MODE, DEFAULT_TOP_K, Chatbot
+from qa.read import DEFAULT_READER, PRECISIONS, Reader
 from qa.retrieve import MODES
 
 #: Subcommands whose arguments the named module parses itself.
 DELEGATED = {"bench": "qa.bench", "compare-readers": "qa.compare", "train-reader": "qa.train"}
+
+
+def _reader_args(p: argparse.ArgumentParser) -> None:
+    """The reader's options."""
+    p.add_argument("--reader", default=None, help="a Hugging Face QA model folder or hub id")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="the reader's arithmetic (default auto: bfloat16 where the CPU has it natively)")
+
+
+def _reader_for(args: argparse.Namespace) -> Reader:
+    """The reader the options ask for (not loaded yet)."""
+    return Reader(model=args.reader or DEFAULT_READER, precision=args.precision)
 
 
 def _corpus_args(p: argparse.ArgumentParser) -> None:
@@ -22,7 +35,7 @@ def _corpus_args(p: argparse.ArgumentParser) -> None:
                    help="files or folders to answer from (default: the sources of the existing index, "
                         "else seeds/)")
     p.add_argument("--index-dir", default=str(DEFAULT_INDEX_DIR), help="index folder (default: index/)")
-    p.add_argument("--reader", default=None, help="a Hugging Face QA model folder or hub id")
+    _reader_args(p)
     p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="passages to read (default 3)")
     p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="retrieval (default hybrid)")
 
@@ -54,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--reader-only", action="store_true", help="give each question its own context")
     p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
-    p.add_argument("--reader", default=None, help="a Hugging Face QA model folder or hub id")
+    _reader_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     for name, module in DELEGATED.items():
@@ -95,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         print(bot.describe())
         return 0
     if args.command == "ask":
-        bot = Chatbot(sources=_sources_for(args), index_dir=args.index_dir, reader=args.reader,
+        bot = Chatbot(sources=_sources_for(args), index_dir=args.index_dir, reader=_reader_for(args),
                       top_k=args.top_k, mode=args.mode)
         answer = bot.ask(args.question)
         if args.json:
@@ -108,12 +121,13 @@ def run(args: argparse.Namespace) -> int:
 
         serve(host=args.host, port=args.port, share=args.share,
               auth=args.auth or os.environ.get("QA_AUTH"), sources=_sources_for(args),
-              index_dir=args.index_dir, reader=args.reader, top_k=args.top_k, mode=args.mode)
+              index_dir=args.index_dir, reader=_reader_for(args), top_k=args.top_k, mode=args.mode)
         return 0
     if args.command == "eval":
         from qa.evaluate import evaluate
 
-        result = evaluate(args.file, reader_only=args.reader_only, top_k=args.top_k, reader=args.reader)
+        result = evaluate(args.file, reader_only=args.reader_only, top_k=args.top_k,
+                          reader=_reader_for(args))
         if args.json:
             print(json.dumps(result))
         else:

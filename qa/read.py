@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,10 @@ MAX_QUESTION_TOKENS = 64
 #: "auto" runs BERT checkpoints through ``qa.bert`` (no transformers import) and others through
 #: transformers; "transformers" always uses ``AutoModelForQuestionAnswering``.
 BACKENDS = ("auto", "transformers")
+#: How the encoder's matrix products compute (see ``qa.bert.PRECISIONS``). "auto" is bfloat16 where the
+#: CPU multiplies bfloat16 natively (AVX512-BF16 or AMX: SQuAD validation F1 unchanged, about 1.5x faster
+#: on two cores) and float32 elsewhere; "int8" is about 2x faster for about 2 F1 points less.
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 
 Source = Passage | Hit
 
@@ -42,6 +47,16 @@ class Windows:
     offsets: list[list[tuple[int, int]]]
     sequence_ids: list[list[int | None]]
     passage: list[int]
+
+
+def _native_bf16() -> bool:
+    """True when this CPU multiplies bfloat16 matrices natively (oneDNN's check: AVX512-BF16 or AMX)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _is_int(value: Any) -> bool:
@@ -63,9 +78,12 @@ class Reader:
         batch_size: int = BATCH_SIZE,
         device: str = "cpu",
         backend: str = "auto",
+        precision: str = "auto",
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if not isinstance(model, (str, Path)) or not str(model).strip():
             raise TypeError(f"model must be a model folder or hub id (str or Path), got {model!r}")
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
@@ -81,6 +99,8 @@ class Reader:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(device, str) or not device:
             raise TypeError(f"device must be a torch device string such as 'cpu' or 'cuda', got {device!r}")
+        if precision == "int8" and device != "cpu":
+            raise ValueError("int8 precision runs on the CPU only: pass device='cpu' or another precision")
         self._model_ref = model
         self._local = self._check_folder(model)
         self._threshold = float(threshold)
@@ -90,6 +110,7 @@ class Reader:
         self.batch_size = batch_size
         self.device = device
         self.backend = backend
+        self.precision = precision
         self.model: Any = None
         self.tokenizer: Any = None
         self._fast = False
@@ -131,12 +152,14 @@ class Reader:
             return
         if self._local:
             self._check_folder(Path(self._model_ref))
+        if self.precision == "auto":
+            self.precision = "bfloat16" if self.device == "cpu" and _native_bf16() else "float32"
         if self._local and self.backend == "auto" and self.device == "cpu":
             from qa import bert
 
             folder = Path(self._model_ref).expanduser()
             if bert.supports(folder, head="qa"):
-                model = bert.Bert.load(folder)
+                model = bert.Bert.load(folder, precision=self.precision)
                 if self.max_length > model.max_positions:
                     raise ValueError(f"max_length {self.max_length} exceeds the model's limit of "
                                      f"{model.max_positions} tokens")
@@ -160,6 +183,11 @@ class Reader:
         if isinstance(limit, int) and self.max_length > limit:
             raise ValueError(f"max_length {self.max_length} exceeds the model's limit of {limit} tokens")
         model.to(self.device).eval()
+        if self.precision == "int8":
+            with warnings.catch_warnings():  # torch deprecates quantized tensors for torchao (not installed)
+                warnings.simplefilter("ignore")
+                model = torch.ao.quantization.quantize_dynamic(
+                    model, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig})
         self.tokenizer = tokenizer
         self.model = model
 
@@ -267,7 +295,10 @@ class Reader:
                 if self._fast:
                     s, e = self.model.span_logits(input_ids, mask, tt if use_types else None)
                 else:
-                    out = self.model(**{k: v.to(self.model.device) for k, v in inputs.items()})
+                    device = next(self.model.parameters(), torch.empty(0)).device
+                    with torch.autocast(device.type, dtype=torch.bfloat16,
+                                        enabled=self.precision == "bfloat16"):
+                        out = self.model(**{k: v.to(device) for k, v in inputs.items()})
                     s, e = out.start_logits, out.end_logits
                 start[idx, :w] = s.float().cpu()
                 end[idx, :w] = e.float().cpu()

@@ -78,3 +78,23 @@ def test_rejects_non_bert_weights_and_too_long_input(tiny_model_dir: Path) -> No
     ids = torch.ones((1, model.max_positions + 1), dtype=torch.long)
     with pytest.raises(ValueError, match="positions"):
         model.encode(ids, torch.ones_like(ids))
+
+
+@pytest.mark.parametrize(("precision", "tolerance"), [("bfloat16", 0.05), ("int8", 0.1)])
+def test_lower_precisions_stay_close_to_float32(tiny_model_dir: Path, precision: str,
+                                                tolerance: float) -> None:
+    import torch
+
+    exact = bert.Bert.load(tiny_model_dir)
+    low = bert.Bert.load(tiny_model_dir, precision=precision)
+    assert low.precision == precision and low._linears  # the encoder's Linear layers were converted
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(1000, 2000, (2, 23), generator=gen)
+    with torch.inference_mode():
+        a = exact.encode(ids, torch.ones_like(ids))
+        b = low.encode(ids, torch.ones_like(ids))
+    assert b.dtype == torch.float32
+    assert (a - b).abs().max() < tolerance * a.abs().max()  # layer-normed states: errors stay small
+    assert not torch.equal(a, b)  # it really computed in another precision
+    with pytest.raises(ValueError, match="precision"):
+        bert.Bert.load(tiny_model_dir, precision="float16")

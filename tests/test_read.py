@@ -303,11 +303,48 @@ def test_trained_reader_finds_an_obvious_answer() -> None:
 def test_fast_backend_gives_the_transformers_answers(tiny_model_dir: Path) -> None:
     q = "Who kept the log?"
     ps = _passages()
-    fast = Reader(model=tiny_model_dir, threshold=0.0, max_length=40, stride=8)
-    slow = Reader(model=tiny_model_dir, threshold=0.0, max_length=40, stride=8, backend="transformers")
+    kw = {"threshold": 0.0, "max_length": 40, "stride": 8, "precision": "float32"}
+    fast = Reader(model=tiny_model_dir, **kw)
+    slow = Reader(model=tiny_model_dir, backend="transformers", **kw)
     a, b = fast.read(q, ps, top_n=5), slow.read(q, ps, top_n=5)
     assert fast._fast and not slow._fast
     assert [(s.text, s.start, s.end) for s in a] == [(s.text, s.start, s.end) for s in b]
     assert all(math.isclose(x.score, y.score, rel_tol=1e-4, abs_tol=1e-6) for x, y in zip(a, b, strict=True))
     with pytest.raises(ValueError, match="backend"):
         Reader(model=tiny_model_dir, backend="onnx")
+
+
+def test_precision_is_checked_and_resolved(tiny_model_dir: Path) -> None:
+    with pytest.raises(ValueError, match="precision"):
+        Reader(model=tiny_model_dir, precision="fp8")
+    with pytest.raises(ValueError, match="CPU only"):
+        Reader(model=tiny_model_dir, precision="int8", device="cuda")
+    r = Reader(model=tiny_model_dir)
+    assert r.precision == "auto"
+    r.warm_up()
+    assert r.precision in ("float32", "bfloat16")  # auto settles on what this CPU runs natively
+
+
+@pytest.mark.parametrize("backend", ["auto", "transformers"])
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "int8"])
+def test_every_precision_gives_exact_slices(tiny_model_dir: Path, backend: str, precision: str) -> None:
+    r = Reader(model=tiny_model_dir, threshold=0.0, max_length=40, stride=8, backend=backend,
+               precision=precision)
+    ps = _passages()
+    spans = r.read("Who kept the log?", ps, top_n=3)
+    assert r.precision == precision and r._fast == (backend == "auto")
+    assert spans
+    for span in spans:
+        _check_span(span, ps, SOURCE_TEXT)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DEFAULT_READER / "config.json").is_file(), reason="no trained reader yet")
+@pytest.mark.parametrize("precision", ["bfloat16", "int8"])
+def test_trained_reader_keeps_its_answer_at_lower_precision(precision: str) -> None:
+    text = "Maria Lopez founded the bakery in 1998. It sells bread and cakes in the town of Velden."
+    p = Passage(id="t#0", source="t.txt", start=0, end=len(text), text=text)
+    exact = Reader(precision="float32").read("In which year was the bakery founded?", [p])[0]
+    low = Reader(precision=precision).read("In which year was the bakery founded?", [p])[0]
+    assert (low.start, low.end) == (exact.start, exact.end)
+    assert abs(low.score - exact.score) < 0.05

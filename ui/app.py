@@ -255,7 +255,7 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, share:
 
 def serve(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth: str | None = None,
           sources: Sequence[str] | None = None, index_dir: str | None = None,
-          reader: str | None = None, top_k: int | None = None, mode: str | None = None) -> None:
+          reader: Any = None, top_k: int | None = None, mode: str | None = None) -> None:
     """Build and warm the chatbot, then serve the UI and ``/ask`` until interrupted (Ctrl+C).
 
     ``auth`` is ``"USER:PASSWORD"`` (default: env ``QA_AUTH``). The bot is warmed up (embedder,
