@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate on a SQuAD v1.1/v2.0 JSON file")
     p.add_argument("file")
     p.add_argument("--reader-only", action="store_true", help="give each question its own context")
+    p.add_argument("--calibration", type=int, default=0, metavar="N",
+                   help="instead: N answerable questions (fixed sample) plus as many generated "
+                        "unanswerable pairs, reader-only; prints the threshold scan and calibration table")
     p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
     _reader_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -124,10 +127,14 @@ def run(args: argparse.Namespace) -> int:
               index_dir=args.index_dir, reader=_reader_for(args), top_k=args.top_k, mode=args.mode)
         return 0
     if args.command == "eval":
-        from qa.evaluate import evaluate
+        from qa.evaluate import calibration, evaluate, load_squad, sample_answerable
 
-        result = evaluate(args.file, reader_only=args.reader_only, top_k=args.top_k,
-                          reader=_reader_for(args))
+        if args.calibration:
+            items = sample_answerable(load_squad(args.file), args.calibration)
+            result = calibration(items, _reader_for(args), progress=True)
+        else:
+            result = evaluate(args.file, reader_only=args.reader_only, top_k=args.top_k,
+                              reader=_reader_for(args))
         if args.json:
             print(json.dumps(result))
         else:

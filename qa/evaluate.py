@@ -304,6 +304,17 @@ def negative_pairs(items: Sequence[EvalItem], *, seed: int = NEGATIVE_SEED) -> l
     return out
 
 
+def sample_answerable(items: Sequence[EvalItem], n: int, *, seed: int = NEGATIVE_SEED) -> list[EvalItem]:
+    """A fixed random sample of ``n`` answerable items (all of them when there are fewer), in file order."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"the sample size must be a positive integer, got {n!r}")
+    answerable = [it for it in items if it.answerable]
+    if n >= len(answerable):
+        return answerable
+    keep = sorted(random.Random(seed).sample(range(len(answerable)), n))
+    return [answerable[k] for k in keep]
+
+
 def calibration(path_or_items: str | Path | Iterable[EvalItem], reader: Any, *,
                 negatives: bool = True, progress: bool = False) -> dict[str, Any]:
     """Scan abstention thresholds and tabulate confidence vs correctness (right: F1 >= 50) reader-only."""

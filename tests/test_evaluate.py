@@ -382,3 +382,29 @@ def test_compare_readers_runs_on_a_tiny_model(squad_file: Path, tmp_path: Path, 
         assert 0 <= rows["ours-int8"]["same_best_span_as_haystack"] <= 100
     with pytest.raises(SystemExit):
         main(["--model", str(tiny_model_dir), "--precisions", "fp8"])
+
+
+def test_sample_answerable_is_fixed_and_answerable_only(squad_file: Path) -> None:
+    from qa.evaluate import sample_answerable
+
+    items = load_squad(squad_file)
+    two = sample_answerable(items, 2)
+    assert len(two) == 2 and all(it.answerable for it in two)
+    assert two == sample_answerable(items, 2)  # seeded
+    assert [items.index(it) for it in two] == sorted(items.index(it) for it in two)  # file order
+    assert sample_answerable(items, 1000) == [it for it in items if it.answerable]
+    with pytest.raises(ValueError, match="positive"):
+        sample_answerable(items, 0)
+
+
+@pytest.mark.slow
+def test_cli_calibration_prints_the_threshold_scan(squad_file: Path, tiny_model_dir: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from qa.cli import main
+
+    rc = main(["eval", str(squad_file), "--calibration", "3", "--reader", str(tiny_model_dir), "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["answerable"] == 3 and out["unanswerable"] == 3
+    assert {r["threshold"] for r in out["thresholds"]} >= {0.25, 0.5}
+    assert [row["confidence_above"] for row in out["calibration"]] == [0.5, 0.7, 0.9]
