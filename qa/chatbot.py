@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.retrieve import DEFAULT_TOP_K, MODES
-from qa.schema import Answer, Hit
+from qa.schema import Answer, Hit, Span
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCES: tuple[Path, ...] = (REPO_ROOT / "seeds",)
@@ -24,6 +24,12 @@ FOLLOW_UP_WORDS = frozenset(
     "such same one ones former latter".split()
 )
 FOLLOW_UP_MAX_WORDS = 3
+#: Each retrieved passage's best span competes with its confidence times RANK_PRIOR ** (the passage's
+#: retrieval rank - 1): the reader alone often prefers a confident span in a lower-ranked passage about
+#: something else. Chosen on 700 questions of the 30 training-split SQuAD articles (qa.train.split_squad),
+#: retrieving the top 3 of all 1,726 paragraphs' passages: whole-pipeline F1 46.5 -> 59.5 (0.6: 58.9; 1.0 is
+#: confidence alone); on 700 questions of the 10 held-out articles 44.4 -> 52.9 (shipped reader).
+RANK_PRIOR = 0.5
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 Log = Callable[[str], None]
@@ -78,6 +84,19 @@ def retrieval_query(question: str, history: Sequence[Any] | None) -> str:
     if len(words) <= FOLLOW_UP_MAX_WORDS or FOLLOW_UP_WORDS.intersection(words):
         return f"{earlier[-1]} {question}"
     return question
+
+
+def select_span(spans: Sequence[Span], hits: Sequence[Hit], *, prior: float = RANK_PRIOR) -> Span | None:
+    """The span with the highest confidence * prior ** (its passage's rank among ``hits``); None if none."""
+    if isinstance(prior, bool) or not isinstance(prior, (int, float)) or not 0 <= prior <= 1:
+        raise ValueError(f"prior must be a number from 0 to 1, got {prior!r}")
+    rank = {h.id: r for r, h in reversed(list(enumerate(hits)))}
+    best, best_key = None, -1.0
+    for span in spans:
+        key = span.score * prior ** rank.get(span.passage_id, len(hits))
+        if key > best_key:
+            best, best_key = span, key
+    return best
 
 
 class Chatbot:
@@ -170,8 +189,8 @@ class Chatbot:
         hits = self.retrieve(text, history)
         if not hits:
             return Answer(question=text, text=None, score=0.0, start=None, end=None, source=None)
-        spans = self.reader.read(text, hits)
-        best = spans[0] if spans else None
+        spans = self.reader.read(text, hits, top_n=len(hits), per_passage=True)
+        best = select_span(spans, hits)
         if best is None or best.score < self.reader.threshold:
             score = best.score if best is not None else 0.0
             return Answer(text, None, score, None, None, None, tuple(hits))

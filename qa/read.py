@@ -198,14 +198,21 @@ class Reader:
             return None
         return spans[0]
 
-    def read(self, question: str, passages: Sequence[Source], *, top_n: int = 1) -> list[Span]:
-        """Up to ``top_n`` distinct candidate spans, best first; the best is kept even below threshold."""
+    def read(self, question: str, passages: Sequence[Source], *, top_n: int = 1,
+             per_passage: bool = False) -> list[Span]:
+        """Up to ``top_n`` distinct candidate spans, best first; the best is kept even below threshold.
+
+        ``per_passage``: at most one span per passage, its best (``top_n=len(passages)`` gives every
+        passage's best span).
+        """
         if not isinstance(question, str):
             raise TypeError(f"question must be a str, got {type(question).__name__}")
         if not question.strip():
             raise ValueError("question is empty: ask something")
         if not _is_int(top_n) or top_n < 1:
             raise ValueError(f"top_n must be a positive integer, got {top_n!r}")
+        if not isinstance(per_passage, bool):
+            raise TypeError(f"per_passage must be True or False, got {per_passage!r}")
         if isinstance(passages, (str, Passage, Hit)) or not isinstance(passages, Sequence):
             raise TypeError("passages must be a sequence of Passage or Hit")
         items = []
@@ -223,7 +230,7 @@ class Reader:
         if not enc.ids:
             return []
         start, end = self._logits(enc)
-        return self._decode(enc, start, end, items, top_n)
+        return self._decode(enc, start, end, items, top_n, per_passage)
 
     def _clip_question(self, question: str) -> str:
         """Cut a question that would leave too little room for the context."""
@@ -304,7 +311,8 @@ class Reader:
                 end[idx, :w] = e.float().cpu()
         return start, end
 
-    def _decode(self, enc: Windows, start: Any, end: Any, items: list[Passage], top_n: int) -> list[Span]:
+    def _decode(self, enc: Windows, start: Any, end: Any, items: list[Passage], top_n: int,
+                per_passage: bool = False) -> list[Span]:
         """Score every span of context tokens (vectorised), then keep the most confident distinct ones."""
         import torch
 
@@ -325,20 +333,21 @@ class Reader:
         conf = self._confidence(values, null.unsqueeze(1), torch.logsumexp(band, dim=1, keepdim=True))
         order = torch.argsort(conf.reshape(-1), descending=True).tolist()
         k = values.shape[1]
-        best: dict[tuple[int, int, int], float] = {}
+        best: dict[tuple[int, ...], tuple[int, int, int, float]] = {}
         for flat in order:
             j, r = divmod(flat, k)
             if not math.isfinite(float(values[j, r])):
                 continue
             i, off = divmod(int(where[j, r]), m)
             offsets = enc.offsets[j]
-            key = (enc.passage[j], offsets[i][0], offsets[i + off][1])
+            span = (enc.passage[j], offsets[i][0], offsets[i + off][1])
+            key = span[:1] if per_passage else span
             if key not in best:
-                best[key] = float(conf[j, r])
+                best[key] = (*span, float(conf[j, r]))
                 if len(best) == top_n:
                     break
         spans = []
-        for (p, c0, c1), score in best.items():
+        for p, c0, c1, score in best.values():
             passage = items[p]
             spans.append(Span(text=passage.text[c0:c1], score=score, start=passage.start + c0,
                               end=passage.start + c1, source=passage.source, passage_id=passage.id))

@@ -60,12 +60,14 @@ class FakeReader:
     def warm_up(self) -> None:
         """Nothing to load."""
 
-    def read(self, question: str, passages: Sequence[Passage | Hit], *, top_n: int = 1) -> list[Span]:
-        """Best-overlap sentence as the span, overlap share as the confidence."""
+    def read(self, question: str, passages: Sequence[Passage | Hit], *, top_n: int = 1,
+             per_passage: bool = False) -> list[Span]:
+        """Best-overlap sentence of each passage as its span, overlap share as the confidence."""
         q = {w for w in _WORD.findall(question.lower()) if len(w) > 3}
-        best: Span | None = None
+        found: list[Span] = []
         for item in passages:
             p = item.passage if isinstance(item, Hit) else item
+            best: Span | None = None
             for m in re.finditer(r"[^.!?\n]+[.!?]?", p.text):
                 words = {w for w in _WORD.findall(m.group().lower())}
                 score = len(q & words) / max(1, len(q))
@@ -76,7 +78,10 @@ class FakeReader:
                 s = p.start + m.start() + lead
                 if best is None or score > best.score:
                     best = Span(text, score, s, s + len(text), p.source, p.id)
-        return [best] if best else []
+            if best is not None:
+                found.append(best)
+        found.sort(key=lambda sp: -sp.score)  # stable: earlier passages win ties
+        return found[:top_n]
 
 
 @pytest.fixture

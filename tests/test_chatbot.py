@@ -8,8 +8,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.chatbot import MAX_QUESTION_CHARS, Chatbot, clean_question, previous_questions, retrieval_query
-from qa.schema import Answer
+from qa.chatbot import (
+    MAX_QUESTION_CHARS,
+    Chatbot,
+    clean_question,
+    previous_questions,
+    retrieval_query,
+    select_span,
+)
+from qa.schema import Answer, Hit, Passage, Span
 
 
 def make_bot(tmp_path: Path, article_dir: Path, fake_embedder, fake_reader, **kw) -> Chatbot:
@@ -188,3 +195,40 @@ def test_half_written_index_is_rebuilt_and_answers(tmp_path, article_dir, fake_e
                     reader=fake_reader, log=logs.append)
     assert again.ask("Who tried to buy the factory?").text
     assert len(logs) == 1 and "rebuild" in logs[0].lower()
+
+
+def _hit(i: int, text: str = "words") -> Hit:
+    return Hit(passage=Passage(f"doc#{i}", "doc", 10 * i, 10 * i + len(text), text), score=0.5)
+
+
+def test_select_span_weighs_confidence_by_retrieval_rank() -> None:
+    hits = [_hit(0), _hit(1), _hit(2)]
+    first = Span("a", 0.5, 0, 1, "doc", "doc#0")
+    third = Span("b", 0.8, 20, 21, "doc", "doc#2")
+    # 0.8 * 0.5**2 = 0.2 < 0.5: the top passage's span wins although the reader likes the other more
+    assert select_span([third, first], hits) is first
+    assert select_span([third, first], hits, prior=1.0) is third  # no prior: confidence alone
+    assert select_span([third, first], hits, prior=0.0) is first  # only the top passage counts
+    weak_first = Span("a", 0.3, 0, 1, "doc", "doc#0")
+    strong = Span("c", 0.95, 10, 11, "doc", "doc#1")
+    assert select_span([weak_first, strong], hits) is strong  # 0.95 * 0.5 = 0.475 > 0.3
+    assert select_span([], hits) is None
+    with pytest.raises(ValueError, match="prior"):
+        select_span([first], hits, prior=1.5)
+
+
+def test_ask_reads_every_passage_and_keeps_the_readers_confidence(tmp_path, article_dir, fake_embedder,
+                                                                  fake_reader):
+    calls = []
+    read = fake_reader.read
+
+    def spy(question, passages, **kw):
+        calls.append(kw)
+        return read(question, passages, **kw)
+
+    fake_reader.read = spy
+    bot = make_bot(tmp_path, article_dir, fake_embedder, fake_reader)
+    answer = bot.ask("Who tried to buy the engine factory?")
+    assert calls == [{"top_n": len(answer.passages), "per_passage": True}]
+    spans = read("Who tried to buy the engine factory?", list(answer.passages), top_n=3, per_passage=True)
+    assert answer.score == next(s.score for s in spans if s.text == answer.text)

@@ -348,3 +348,17 @@ def test_trained_reader_keeps_its_answer_at_lower_precision(precision: str) -> N
     low = Reader(precision=precision).read("In which year was the bakery founded?", [p])[0]
     assert (low.start, low.end) == (exact.start, exact.end)
     assert abs(low.score - exact.score) < 0.05
+
+
+def test_per_passage_gives_each_passages_best_span(reader: Reader) -> None:
+    ps = _passages()
+    every = reader.read("Who kept the log?", ps, top_n=10_000)
+    per = reader.read("Who kept the log?", ps, top_n=len(ps), per_passage=True)
+    assert len(per) == len(ps) and len({s.passage_id for s in per}) == len(ps)
+    for span in per:  # each is the most confident of its passage's spans
+        assert span == next(s for s in every if s.passage_id == span.passage_id)
+        _check_span(span, ps, SOURCE_TEXT)
+    assert [s.score for s in per] == sorted((s.score for s in per), reverse=True)
+    assert reader.read("Who kept the log?", ps, top_n=1, per_passage=True) == per[:1]
+    with pytest.raises(TypeError, match="per_passage"):
+        reader.read("Who kept the log?", ps, per_passage="yes")  # type: ignore[arg-type]
