@@ -50,11 +50,14 @@ class Windows:
 
 
 def _native_bf16() -> bool:
-    """True when this CPU multiplies bfloat16 matrices natively (oneDNN's check: AVX512-BF16 or AMX)."""
+    """True when this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX tiles).
+
+    oneDNN's own check also accepts plain AVX-512, where bfloat16 is emulated and slower than float32.
+    """
     import torch
 
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except (AttributeError, RuntimeError):
         return False
 

@@ -362,3 +362,18 @@ def test_per_passage_gives_each_passages_best_span(reader: Reader) -> None:
     assert reader.read("Who kept the log?", ps, top_n=1, per_passage=True) == per[:1]
     with pytest.raises(TypeError, match="per_passage"):
         reader.read("Who kept the log?", ps, per_passage="yes")  # type: ignore[arg-type]
+
+
+def test_auto_precision_is_float32_without_native_bfloat16(tiny_model_dir: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    r = Reader(model=tiny_model_dir)
+    r.warm_up()
+    assert r.precision == "float32" and not r.model._linears  # exact float32 path
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    r = Reader(model=tiny_model_dir)
+    r.warm_up()
+    assert r.precision == "bfloat16"
