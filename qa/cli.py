@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from qa.chatbot import DEFAULT_INDEX_DIR, DEFAULT_MODE, DEFAULT_TOP_K, Chatbot
+from qa.chatbot import (
+    DEFAULT_INDEX_DIR,
+    DEFAULT_MIN_SIMILARITY,
+    DEFAULT_MODE,
+    DEFAULT_TOP_K,
+    MINILM_SIMILARITY_FLOOR,
+    Chatbot,
+)
 from qa.read import DEFAULT_READER, PRECISIONS, Reader
 from qa.retrieve import MODES
 
@@ -22,6 +29,13 @@ def _reader_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reader", default=None, help="a Hugging Face QA model folder or hub id")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="the reader's arithmetic (default auto: bfloat16 where the CPU has it natively)")
+
+
+def _floor_arg(p: argparse.ArgumentParser) -> None:
+    """The similarity floor's option."""
+    p.add_argument("--min-similarity", type=float, default=DEFAULT_MIN_SIMILARITY, metavar="COSINE",
+                   help="abstain when the answer's passage is less similar to the question than this "
+                        f"(default off; {MINILM_SIMILARITY_FLOOR} suits the bundled MiniLM, see README)")
 
 
 def _reader_for(args: argparse.Namespace) -> Reader:
@@ -37,6 +51,7 @@ def _corpus_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index-dir", default=str(DEFAULT_INDEX_DIR), help="index folder (default: index/)")
     _reader_args(p)
     p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="passages to read (default 3)")
+    _floor_arg(p)
     p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="retrieval (default hybrid)")
 
 
@@ -71,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "unanswerable pairs, reader-only; prints the threshold scan and calibration table")
     p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
     _reader_args(p)
+    _floor_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     for name, module in DELEGATED.items():
@@ -112,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "ask":
         bot = Chatbot(sources=_sources_for(args), index_dir=args.index_dir, reader=_reader_for(args),
-                      top_k=args.top_k, mode=args.mode)
+                      top_k=args.top_k, mode=args.mode, min_similarity=args.min_similarity)
         answer = bot.ask(args.question)
         if args.json:
             print(json.dumps(answer.to_dict(), ensure_ascii=False))
@@ -124,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
 
         serve(host=args.host, port=args.port, share=args.share,
               auth=args.auth or os.environ.get("QA_AUTH"), sources=_sources_for(args),
-              index_dir=args.index_dir, reader=_reader_for(args), top_k=args.top_k, mode=args.mode)
+              index_dir=args.index_dir, reader=_reader_for(args), top_k=args.top_k, mode=args.mode,
+              min_similarity=args.min_similarity)
         return 0
     if args.command == "eval":
         from qa.evaluate import calibration, evaluate, load_squad, sample_answerable
@@ -134,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
             result = calibration(items, _reader_for(args), progress=True)
         else:
             result = evaluate(args.file, reader_only=args.reader_only, top_k=args.top_k,
-                              reader=_reader_for(args))
+                              reader=_reader_for(args), min_similarity=args.min_similarity)
         if args.json:
             print(json.dumps(result))
         else:

@@ -197,6 +197,7 @@ def evaluate(
     reader: Any = None,
     chatbot_factory: Callable[..., Any] | None = None,
     progress: bool = True,
+    min_similarity: float | None = None,
 ) -> dict[str, Any]:
     """Run every question of a SQuAD file through the reader (own context) or the full chatbot."""
     if not isinstance(reader_only, bool):
@@ -235,7 +236,9 @@ def evaluate(
                 if not f.exists():
                     with f.open("w", encoding="utf-8", newline="") as out:
                         out.write(item.context)
-            bot = chatbot_factory(sources=[docs], index_dir=Path(tmp) / "index", top_k=top_k, reader=reader)
+            floor = {} if min_similarity is None else {"min_similarity": min_similarity}
+            bot = chatbot_factory(sources=[docs], index_dir=Path(tmp) / "index", top_k=top_k, reader=reader,
+                                  **floor)
             if hasattr(bot, "warm_up"):
                 bot.warm_up()
             for item in items:

@@ -232,3 +232,24 @@ def test_ask_reads_every_passage_and_keeps_the_readers_confidence(tmp_path, arti
     assert calls == [{"top_n": len(answer.passages), "per_passage": True}]
     spans = read("Who tried to buy the engine factory?", list(answer.passages), top_n=3, per_passage=True)
     assert answer.score == next(s.score for s in spans if s.text == answer.text)
+
+
+def test_min_similarity_abstains_on_weakly_related_passages(tmp_path, article_dir, fake_embedder,
+                                                            fake_reader):
+    from qa.chatbot import DEFAULT_MIN_SIMILARITY
+
+    bot = make_bot(tmp_path, article_dir, fake_embedder, fake_reader)
+    assert bot.min_similarity == DEFAULT_MIN_SIMILARITY
+    assert Chatbot().min_similarity == -1.0  # off unless asked for
+    q = "Who tried to buy the engine factory?"
+    loose = make_bot(tmp_path / "a", article_dir, fake_embedder, fake_reader)
+    answered = loose.ask(q)
+    assert not answered.abstained
+    cosine = next(h.score for h in answered.passages if h.id == answered.passage_id)
+    strict = make_bot(tmp_path / "b", article_dir, fake_embedder, fake_reader, min_similarity=cosine + 0.01)
+    withheld = strict.ask(q)
+    assert withheld.abstained and withheld.passages == answered.passages
+    assert withheld.score == answered.score  # the reader's confidence is still reported
+    for bad in (1.5, -2, True, "0.4"):
+        with pytest.raises(ValueError, match="min_similarity"):
+            Chatbot(min_similarity=bad)

@@ -80,3 +80,22 @@ def test_console_script_answers_with_valid_offsets(tmp_path):
     if obj["answer"] is not None:
         assert text[obj["start"] : obj["end"]] == obj["answer"]
     assert any("engine" in p["text"] for p in obj["passages"])
+
+
+def test_min_similarity_option_reaches_the_chatbot(monkeypatch, tmp_path) -> None:
+    import qa.cli
+
+    seen = {}
+
+    class Spy:
+        def __init__(self, **kw):
+            seen.update(kw)
+
+        def ask(self, question):
+            raise ValueError("stop here")
+
+    monkeypatch.setattr(qa.cli, "Chatbot", Spy)
+    args = ["ask", "Who?", "--index-dir", str(tmp_path / "i"), "--min-similarity", "0.35"]
+    assert qa.cli.main(args) == 2  # the spy's error comes back as a clear CLI error
+    assert seen["min_similarity"] == 0.35
+    assert qa.cli.build_parser().parse_args(["ask", "Who?"]).min_similarity == -1.0  # off by default

@@ -1,0 +1,100 @@
+"""Whole-pipeline abstention: held-out SQuAD questions with their article in the corpus, and without it.
+
+Run ``python scripts/abstention_check.py`` from the repository root. The corpus is every paragraph of
+``squad-v1.1-dev-40.json`` (passages as the chatbot cuts them; vectors cached like ``qa bench``'s). A
+fixed sample of questions from the 10 validation articles (``qa.train.split_squad``) is answered twice
+with the chatbot's retrieval, reader and answer selection: from the top passages of the whole corpus
+(answerable) and from the top passages of the other articles (unanswerable). It prints, for each
+similarity floor, how many answerable questions are answered right (F1 >= 50), how many unanswerable ones
+are abstained on, and the false abstentions, at the reader's threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from qa.bench import DEFAULT_CACHE_DIR, DEFAULT_RECALL_FILE, VectorCache  # noqa: E402
+from qa.chatbot import select_span  # noqa: E402
+from qa.embed import Embedder  # noqa: E402
+from qa.evaluate import f1  # noqa: E402
+from qa.index import DEFAULT_CHUNK_SETTINGS, Index, chunk_sources, make_faiss_index  # noqa: E402
+from qa.read import Reader  # noqa: E402
+from qa.retrieve import Retriever  # noqa: E402
+from qa.train import DATA_DIR, split_squad  # noqa: E402
+
+FLOORS = (-1.0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5)
+#: Candidates retrieved before the question's own article is removed (unanswerable case).
+WIDE = 40
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the abstention table."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sample", type=int, default=500, help="validation questions (default 500)")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    data = json.loads(Path(DEFAULT_RECALL_FILE).read_text(encoding="utf-8"))
+    _, val_titles = split_squad(DATA_DIR)
+    sources: dict[str, str] = {}
+    questions: list[tuple[str, list[str], str]] = []
+    for a, art in enumerate(data["data"]):
+        for k, para in enumerate(art["paragraphs"]):
+            sources[f"{a}:{k}"] = para["context"]
+            if art["title"] in val_titles:
+                questions += [(q["question"].strip(), [x["text"] for x in q["answers"]], f"{a}:")
+                              for q in para["qas"]]
+    sample = random.Random(args.seed).sample(questions, min(args.sample, len(questions)))
+    embedder = Embedder()
+    cache = VectorCache(DEFAULT_CACHE_DIR, embedder)
+    cache.load()
+    passages = chunk_sources(sources, dict(DEFAULT_CHUNK_SETTINGS))
+    vectors = cache.get([x.text for x in passages], progress=True)
+    index = Index(passages=passages, vectors=vectors, manifest={"index_type": "flat-ip"},
+                  faiss_index=make_faiss_index(vectors, "flat-ip"))
+    retriever = Retriever(index=index, embedder=embedder)
+    reader = Reader()
+    rows: list[tuple[float, float, bool, float, float]] = []  # score, cosine, right; then unanswerable
+    for question, answers, article in sample:
+        hits = retriever.retrieve(question, top_k=args.top_k)
+        others = [h for h in retriever.retrieve(question, top_k=WIDE) if not h.source.startswith(article)]
+        picked = []
+        for cands in (hits, others[: args.top_k]):
+            spans = reader.read(question, cands, top_n=len(cands), per_passage=True) if cands else []
+            span = select_span(spans, cands)
+            cosine = next((h.score for h in cands if span and h.id == span.passage_id), -1.0)
+            picked.append((span, cosine))
+        (s1, c1), (s2, c2) = picked
+        rows.append((s1.score if s1 else 0.0, c1, bool(s1) and f1(s1.text, answers) >= 50,
+                     s2.score if s2 else 0.0, c2))
+    t, n = reader.threshold, len(rows)
+    table = []
+    for floor in FLOORS:
+        answered = [s >= t and c >= floor for s, c, _, _, _ in rows]
+        right = sum(a and r[2] for a, r in zip(answered, rows, strict=True))
+        abstained = sum(not (s >= t and c >= floor) for _, _, _, s, c in rows)
+        table.append({
+            "min_similarity": floor,
+            "answered_right": round(100 * right / n, 1),
+            "false_abstentions": round(100 * sum(not a for a in answered) / n, 1),
+            "no_answer_accuracy": round(100 * abstained / n, 1),
+        })
+    if args.json:
+        print(json.dumps({"questions": n, "threshold": t, "table": table}))
+    else:
+        print(f"{n} validation questions, reader threshold {t}")
+        for row in table:
+            print("  ".join(f"{k} {v}" for k, v in row.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
