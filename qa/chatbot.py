@@ -122,7 +122,7 @@ class Chatbot:
         top_k: int = DEFAULT_TOP_K,
         mode: str = DEFAULT_MODE,
         embedder: Any = None,
-        min_similarity: float | None = DEFAULT_MIN_SIMILARITY,
+        min_similarity: float = DEFAULT_MIN_SIMILARITY,
         log: Log | None = None,
     ) -> None:
         if isinstance(sources, (str, Path)):
@@ -133,8 +133,6 @@ class Chatbot:
             raise ValueError(f"top_k must be an integer from 1 to 50, got {top_k!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if min_similarity is None:
-            min_similarity = DEFAULT_MIN_SIMILARITY
         if isinstance(min_similarity, bool) or not isinstance(min_similarity, (int, float)) \
                 or not -1 <= min_similarity <= 1:
             raise ValueError(f"min_similarity must be a cosine from -1 to 1 (-1: no floor), "
