@@ -423,27 +423,33 @@ def bench_size(embedder: Embedder, cache: VectorCache, pool: list[Passage], ques
     return out
 
 
+def open_domain_index(data: dict[str, Any], cache: VectorCache, *, progress: bool = False) -> Index:
+    """One index over every paragraph of a SQuAD-format dict, paragraph ``p`` of article ``a`` named "a:p"."""
+    sources = {f"{a}:{p}": para["context"] for a, article in enumerate(data["data"])
+               for p, para in enumerate(article["paragraphs"])}
+    passages = chunk_sources(sources, {"sentences": 3, "overlap": 1, "max_chars": 1000})
+    vectors = cache.get([p.text for p in passages], progress=progress)
+    return Index(passages=passages, vectors=vectors, manifest={"index_type": index_type_for(len(passages))},
+                 faiss_index=make_faiss_index(vectors, index_type_for(len(passages))))
+
+
 def bench_recall(embedder: Embedder, cache: VectorCache, path: Path, *, progress: bool) -> dict[str, Any]:
     """Open-domain recall@k per mode: all paragraphs of ``path`` form one corpus."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    sources: dict[str, str] = {}
     golds: list[tuple[str, str, list[int]]] = []
     for a, article in enumerate(data["data"]):
         for p, para in enumerate(article["paragraphs"]):
-            name = f"{a}:{p}"
-            sources[name] = para["context"]
             for qa in para["qas"]:
                 starts = [int(ans["answer_start"]) for ans in qa.get("answers", [])]
                 if starts and qa["question"].strip():
-                    golds.append((qa["question"].strip(), name, starts))
-    passages = chunk_sources(sources, {"sentences": 3, "overlap": 1, "max_chars": 1000})
-    vectors = cache.get([p.text for p in passages], progress=progress)
-    index = Index(passages=passages, vectors=vectors, manifest={"index_type": index_type_for(len(passages))},
-                  faiss_index=make_faiss_index(vectors, index_type_for(len(passages))))
+                    golds.append((qa["question"].strip(), f"{a}:{p}", starts))
+    index = open_domain_index(data, cache, progress=progress)
+    passages = index.passages
+    paragraphs = sum(len(article["paragraphs"]) for article in data["data"])
     qtexts = sorted({q for q, _, _ in golds})
     qvecs = cache.get(qtexts, progress=progress)
     queries = _CachedQueries(embedder, dict(zip(qtexts, qvecs, strict=True)))
-    out: dict[str, Any] = {"file": str(path), "paragraphs": len(sources), "passages": len(passages),
+    out: dict[str, Any] = {"file": str(path), "paragraphs": paragraphs, "passages": len(passages),
                            "questions": len(golds), "modes": {}}
     for mode in MODES:
         r = Retriever(index=index, embedder=queries, mode=mode)

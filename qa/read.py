@@ -305,7 +305,7 @@ class Reader:
                 if self._fast:
                     s, e = self.model.span_logits(input_ids, mask, tt if use_types else None)
                 else:
-                    device = next(self.model.parameters(), torch.empty(0)).device
+                    device = self.model.device
                     with torch.autocast(device.type, dtype=torch.bfloat16,
                                         enabled=self.precision == "bfloat16"):
                         out = self.model(**{k: v.to(device) for k, v in inputs.items()})

@@ -20,11 +20,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qa.bench import DEFAULT_CACHE_DIR, DEFAULT_RECALL_FILE, VectorCache  # noqa: E402
+from qa.bench import DEFAULT_CACHE_DIR, DEFAULT_RECALL_FILE, VectorCache, open_domain_index  # noqa: E402
 from qa.chatbot import select_span  # noqa: E402
 from qa.embed import Embedder  # noqa: E402
 from qa.evaluate import f1  # noqa: E402
-from qa.index import DEFAULT_CHUNK_SETTINGS, Index, chunk_sources, make_faiss_index  # noqa: E402
 from qa.read import Reader  # noqa: E402
 from qa.retrieve import Retriever  # noqa: E402
 from qa.train import DATA_DIR, split_squad  # noqa: E402
@@ -44,23 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     data = json.loads(Path(DEFAULT_RECALL_FILE).read_text(encoding="utf-8"))
     _, val_titles = split_squad(DATA_DIR)
-    sources: dict[str, str] = {}
-    questions: list[tuple[str, list[str], str]] = []
-    for a, art in enumerate(data["data"]):
-        for k, para in enumerate(art["paragraphs"]):
-            sources[f"{a}:{k}"] = para["context"]
-            if art["title"] in val_titles:
-                questions += [(q["question"].strip(), [x["text"] for x in q["answers"]], f"{a}:")
-                              for q in para["qas"]]
+    questions = [(q["question"].strip(), [x["text"] for x in q["answers"]], f"{a}:")
+                 for a, art in enumerate(data["data"]) if art["title"] in val_titles
+                 for para in art["paragraphs"] for q in para["qas"]]
     sample = random.Random(args.seed).sample(questions, min(args.sample, len(questions)))
     embedder = Embedder()
     cache = VectorCache(DEFAULT_CACHE_DIR, embedder)
     cache.load()
-    passages = chunk_sources(sources, dict(DEFAULT_CHUNK_SETTINGS))
-    vectors = cache.get([x.text for x in passages], progress=True)
-    index = Index(passages=passages, vectors=vectors, manifest={"index_type": "flat-ip"},
-                  faiss_index=make_faiss_index(vectors, "flat-ip"))
-    retriever = Retriever(index=index, embedder=embedder)
+    retriever = Retriever(index=open_domain_index(data, cache, progress=True), embedder=embedder)
     reader = Reader()
     rows: list[tuple[float, float, bool, float, float]] = []  # score, cosine, right; then unanswerable
     for question, answers, article in sample:
