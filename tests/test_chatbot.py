@@ -205,13 +205,13 @@ def test_select_span_weighs_confidence_by_retrieval_rank() -> None:
     hits = [_hit(0), _hit(1), _hit(2)]
     first = Span("a", 0.5, 0, 1, "doc", "doc#0")
     third = Span("b", 0.8, 20, 21, "doc", "doc#2")
-    # 0.8 * 0.5**2 = 0.2 < 0.5: the top passage's span wins although the reader likes the other more
+    # 0.8 * 0.7**2 = 0.39 < 0.5: the top passage's span wins although the reader likes the other more
     assert select_span([third, first], hits) is first
     assert select_span([third, first], hits, prior=1.0) is third  # no prior: confidence alone
     assert select_span([third, first], hits, prior=0.0) is first  # only the top passage counts
     weak_first = Span("a", 0.3, 0, 1, "doc", "doc#0")
     strong = Span("c", 0.95, 10, 11, "doc", "doc#1")
-    assert select_span([weak_first, strong], hits) is strong  # 0.95 * 0.5 = 0.475 > 0.3
+    assert select_span([weak_first, strong], hits) is strong  # 0.95 * 0.7 = 0.665 > 0.3
     assert select_span([], hits) is None
     with pytest.raises(ValueError, match="prior"):
         select_span([first], hits, prior=1.5)

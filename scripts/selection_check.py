@@ -1,0 +1,81 @@
+"""Answer selection on open-domain SQuAD: reader confidence alone vs weighted by retrieval rank.
+
+Run ``python scripts/selection_check.py`` from the repository root. Every paragraph of
+``squad-v1.1-dev-40.json`` forms one corpus (vectors cached like ``qa bench``'s). For a fixed sample of
+questions from the 30 training-split articles and one from the 10 validation articles
+(``qa.train.split_squad``), the chatbot's retrieval gives the top passages and the reader each one's best
+span; the table is the whole-pipeline F1 of picking the span with the highest confidence * prior ** rank,
+for each prior (1.0 = confidence alone, 0.0 = the top passage only). ``qa.chatbot.RANK_PRIOR`` was
+chosen by the training-split F1 (see its comment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from qa.bench import DEFAULT_CACHE_DIR, DEFAULT_RECALL_FILE, VectorCache, open_domain_index  # noqa: E402
+from qa.chatbot import select_span  # noqa: E402
+from qa.embed import Embedder  # noqa: E402
+from qa.evaluate import f1  # noqa: E402
+from qa.read import Reader  # noqa: E402
+from qa.retrieve import Retriever  # noqa: E402
+from qa.train import DATA_DIR, split_squad  # noqa: E402
+
+PRIORS = (1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the F1 table per prior."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sample", type=int, default=700, help="questions per split (default 700)")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    data = json.loads(Path(DEFAULT_RECALL_FILE).read_text(encoding="utf-8"))
+    _, val_titles = split_squad(DATA_DIR)
+    split: dict[str, list[tuple[str, list[str]]]] = {"training": [], "validation": []}
+    for art in data["data"]:
+        part = split["validation" if art["title"] in val_titles else "training"]
+        part += [(q["question"].strip(), [x["text"] for x in q["answers"]])
+                 for para in art["paragraphs"] for q in para["qas"]]
+    rng = random.Random(args.seed)
+    samples = {name: rng.sample(qs, min(args.sample, len(qs))) for name, qs in split.items()}
+    embedder = Embedder()
+    cache = VectorCache(DEFAULT_CACHE_DIR, embedder)
+    cache.load()
+    retriever = Retriever(index=open_domain_index(data, cache, progress=True), embedder=embedder)
+    reader = Reader()
+    read = {}
+    for name, sample in samples.items():
+        rows = []
+        for question, answers in sample:
+            hits = retriever.retrieve(question, top_k=args.top_k)
+            rows.append((reader.read(question, hits, top_n=len(hits), per_passage=True), hits, answers))
+        read[name] = rows
+    table = []
+    for prior in PRIORS:
+        row: dict[str, float] = {"prior": prior}
+        for name, rows in read.items():
+            picks = [(select_span(spans, hits, prior=prior), answers) for spans, hits, answers in rows]
+            row[f"{name}_f1"] = round(sum(f1(s.text, a) if s else 0.0 for s, a in picks) / len(picks), 2)
+        table.append(row)
+    if args.json:
+        print(json.dumps({"questions_per_split": args.sample, "table": table}))
+    else:
+        print(f"{args.sample} questions per split, top {args.top_k}, "
+              f"reader {reader.name} ({reader.precision})")
+        for row in table:
+            print("  ".join(f"{k} {v}" for k, v in row.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
