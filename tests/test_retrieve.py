@@ -8,9 +8,20 @@ from pathlib import Path
 import pytest
 from conftest import FakeEmbedder
 
+from qa.chunk import chunk_text
 from qa.embed import Embedder
 from qa.index import Index
-from qa.retrieve import DEFAULT_TOP_K, MODES, RRF_K, Retriever, reciprocal_rank_fusion
+from qa.retrieve import (
+    DEFAULT_TOP_K,
+    MERGE_OVERLAPS,
+    MODES,
+    RRF_K,
+    Retriever,
+    group_overlapping,
+    merge_passages,
+    reciprocal_rank_fusion,
+)
+from qa.schema import Passage
 from qa.sources import read_source
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "article.txt"
@@ -82,7 +93,7 @@ def test_modes_and_hit_fields(fake_index: Index) -> None:
     assert MODES == ("hybrid", "dense", "lexical") and DEFAULT_TOP_K == 3
     emb = HashEmbedder()
     for mode in MODES:
-        r = Retriever(index=fake_index, embedder=emb, mode=mode)
+        r = Retriever(index=fake_index, embedder=emb, mode=mode, merge=False)
         r.warm_up()
         hits = r.retrieve("zeppelin airships for the coast guard")
         assert 1 <= len(hits) <= 3
@@ -103,6 +114,78 @@ def test_modes_and_hit_fields(fake_index: Index) -> None:
     assert len(r.retrieve("military aircraft")) == 5
     assert len(r.retrieve("military aircraft", top_k=2)) == 2
     assert len(r.retrieve("military aircraft", top_k=500)) == len(fake_index.passages)
+
+
+# --- merging overlapping hits ---------------------------------------------------------------------
+
+# One paragraph of eight sentences: three-sentence passages sharing one sentence overlap pairwise.
+LONG = " ".join(f"Sentence number {w} talks about the {w} topic at some length." for w in
+                ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth"])
+
+
+def test_merge_passages_slices_the_source() -> None:
+    parts = chunk_text(LONG, "long.txt", sentences=3, overlap=1)
+    assert len(parts) == 4 and parts[0].end > parts[1].start  # consecutive passages overlap
+    for group in (parts[:2], parts[1:3], parts, [parts[2], parts[0], parts[1]]):
+        merged = merge_passages(group)
+        assert LONG[merged.start:merged.end] == merged.text
+        assert merged.start == min(p.start for p in group) and merged.end == max(p.end for p in group)
+        assert merged.source == "long.txt" and merged.id.count("+") == len(group) - 1
+    assert merge_passages([parts[1]]) is parts[1]
+    inner = Passage("long.txt#x", "long.txt", parts[0].start + 5, parts[0].end - 5,
+                    LONG[parts[0].start + 5:parts[0].end - 5])
+    assert merge_passages([parts[0], inner]).text == parts[0].text  # one inside another
+    with pytest.raises(ValueError, match="gap"):
+        merge_passages([parts[0], parts[2]])
+    with pytest.raises(ValueError, match="one source"):
+        merge_passages([parts[0], Passage("o#0", "other.txt", 0, 3, "abc")])
+    with pytest.raises(ValueError, match="empty"):
+        merge_passages([])
+
+
+def test_group_overlapping_keeps_rank_order_and_k() -> None:
+    a = chunk_text(LONG, "a.txt", sentences=3, overlap=1)
+    b = chunk_text(LONG, "b.txt", sentences=3, overlap=1)
+    # ranked: a0, b0, a1 (overlaps a0), a3, b2, a2 (bridges a0+a1 and a3: one group at a0's place)
+    ranked = [a[0], b[0], a[1], a[3], b[2], a[2]]
+    assert group_overlapping(ranked, 5) == [[0, 2, 3, 5], [1], [4]]
+    assert group_overlapping(ranked, 4) == [[0, 2, 3, 5], [1], [4]]
+    assert group_overlapping(ranked, 2) == [[0, 2], [1]]  # stops at the first passage needing a third
+    assert group_overlapping(ranked, 1) == [[0]]
+    assert group_overlapping([], 3) == []
+    same_text_other_source = [a[0], b[0]]
+    assert group_overlapping(same_text_other_source, 2) == [[0], [1]]
+
+
+def test_retriever_merges_overlapping_hits(tmp_path: Path) -> None:
+    emb = HashEmbedder()
+    corpus = {"long.txt": LONG, **CORPUS}
+    index = Index.build_or_load(corpus, tmp_path / "idx", emb, log=lambda m: None)
+    assert MERGE_OVERLAPS is True
+    for mode in MODES:
+        merged = Retriever(index=index, embedder=emb, mode=mode).retrieve("sentence topic length", top_k=3)
+        plain = Retriever(index=index, embedder=emb, mode=mode, merge=False).retrieve(
+            "sentence topic length", top_k=3)
+        assert len(plain) == 3 and all("+" not in h.id for h in plain)
+        assert 1 <= len(merged) <= 3
+        q = emb.encode(["sentence topic length"])[0]
+        for h in merged:
+            assert corpus[h.source][h.start:h.end] == h.text
+            parts = h.id.split("+")
+            rows = [r for r, p in enumerate(index.passages) if p.id in parts]
+            assert len(rows) == len(parts)
+            assert h.score == pytest.approx(max(float(index.vectors[r] @ q) for r in rows), abs=1e-5)
+        for i, x in enumerate(merged):  # no two hits share text
+            for y in merged[i + 1:]:
+                assert x.source != y.source or x.end <= y.start or y.end <= x.start
+        # every passage of the plain top hit is inside some merged hit
+        assert any(h.source == plain[0].source and h.start <= plain[0].start and plain[0].end <= h.end
+                   for h in merged)
+    everything = Retriever(index=index, embedder=emb).retrieve("sentence topic length", top_k=500)
+    assert sum(len(h.id.split("+")) for h in everything) == len(index.passages)
+    assert any("+" in h.id for h in everything)
+    with pytest.raises(TypeError, match="merge"):
+        Retriever(index=index, embedder=emb, merge="yes")  # type: ignore[arg-type]
 
 
 def test_lexical_matches_other_forms_of_a_word(fake_index: Index) -> None:
@@ -248,7 +331,8 @@ def test_bench_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert set(result["sizes"]) == {"3", "5"}
     for size in result["sizes"].values():
         assert size["index_type"] == "flat-ip" and set(size["modes"]) == set(MODES)
-    assert set(result["recall"]["modes"]) == set(MODES) and result["recall"]["questions"] == 2
+    assert set(result["recall"]["modes"]) == {*MODES, "hybrid (overlaps not merged)"}
+    assert result["recall"]["questions"] == 2
     assert result["seed_article"]["passages"] > 0 and result["peak_memory_mib"] > 0
     # a rerun embeds nothing new: the bench cache is keyed by text hash
     assert main([*argv, "--answers", "0", "--cold-runs", "0"]) == 0
