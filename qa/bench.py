@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from qa.chunk import chunk_text
 from qa.index import (
+    DEFAULT_CHUNK_SETTINGS,
     EXACT_MAX,
     INDEX_FLAT,
     INDEX_HNSW,
@@ -25,6 +26,7 @@ from qa.index import (
     chunk_sources,
     index_type_for,
     make_faiss_index,
+    sentence_units,
     text_key,
 )
 from qa.retrieve import MODES, Retriever
@@ -53,6 +55,9 @@ CACHE_SHARD = 2048
 SHUFFLE_SEED = 0
 #: Marks the single-sentence passages that top up the scaling corpus beyond its sentence windows.
 SINGLE_SUFFIX = "/sentence"
+#: Sentences per window of the size pools: 3 (the default before 4), fixed so cached vectors stay valid;
+#: retrieval latency depends on the number of passages, not their width.
+POOL_SENTENCES = 3
 
 
 def _parse_sizes(value: str) -> list[int]:
@@ -264,9 +269,9 @@ def load_questions(data_dir: Path, limit: int) -> list[str]:
 
 
 def passage_pool(contexts: list[tuple[str, str]], size: int) -> list[Passage]:
-    """``size`` real passages: default 3-sentence windows, topped up with single sentences if needed."""
+    """``size`` real passages: 3-sentence windows, topped up with single sentences if needed."""
     rng = random.Random(SHUFFLE_SEED)
-    windows = [p for name, ctx in contexts for p in chunk_text(ctx, name)]
+    windows = [p for name, ctx in contexts for p in chunk_text(ctx, name, sentences=POOL_SENTENCES)]
     rng.shuffle(windows)
     pool = windows[:size]
     if len(pool) < size:
@@ -298,10 +303,13 @@ def _time_retrieval(retriever: Retriever, queries: Iterable[str]) -> dict[str, f
 
 def _hnsw_recall(vectors: np.ndarray, queries: np.ndarray, approx: Any, k: int) -> float:
     """Mean overlap of the HNSW top-k with the exact top-k."""
+    import numpy as np
+
     exact = make_faiss_index(vectors, INDEX_FLAT)
     _, truth = exact.search(queries, k)
     idx = Index(passages=[Passage(str(i), "x", 0, 0, "") for i in range(len(vectors))], vectors=vectors,
-                manifest={"index_type": index_type_for(len(vectors))}, faiss_index=approx)
+                manifest={"index_type": index_type_for(len(vectors))}, faiss_index=approx,
+                sentence_vectors=vectors, sentence_rows=np.arange(len(vectors) + 1))
     got = idx.search(queries, k)
     hits = [len(set(t.tolist()) & {r for r, _ in g}) / k for t, g in zip(truth, got, strict=True)]
     return statistics.fmean(hits)
@@ -368,17 +376,21 @@ def bench_answers(embedder: Embedder, seed: Path, questions: Sequence[str],
 
 
 def bench_throughput(embedder: Embedder, cache: VectorCache, passages: list[Passage]) -> dict[str, Any]:
-    """Fresh (uncached) build speed: embed + FAISS over ``passages`` (the vectors are then cached)."""
+    """Fresh (uncached) build speed: embed passages and their sentences + FAISS (vectors then cached)."""
     texts = [p.text for p in passages]
+    sentences = sorted(set(sentence_units(passages)[0]) - set(texts))  # one-sentence passages: same text
     t0 = time.perf_counter()
     vectors = embedder.encode(texts)
+    sentence_vectors = embedder.encode(sentences) if sentences else None
     embed_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     make_faiss_index(vectors, index_type_for(len(texts)))
     faiss_s = time.perf_counter() - t0
     cache.add(texts, vectors)
+    if sentence_vectors is not None:
+        cache.add(sentences, sentence_vectors)
     total = embed_s + faiss_s
-    return {"passages": len(texts), "seconds": round(total, 2),
+    return {"passages": len(texts), "sentences_embedded": len(sentences), "seconds": round(total, 2),
             "passages_per_s": round(len(texts) / total, 1) if total else float("inf"),
             "mean_chars": round(statistics.fmean(len(t) for t in texts), 1) if texts else 0}
 
@@ -387,11 +399,14 @@ def bench_size(embedder: Embedder, cache: VectorCache, pool: list[Passage], ques
                qvecs: np.ndarray, *, progress: bool) -> dict[str, Any]:
     """Latency per mode over a corpus of ``len(pool)`` passages."""
     vectors = cache.get([p.text for p in pool], progress=progress)
+    sentences, rows = sentence_units(pool)
+    sentence_vectors = cache.get(sentences, progress=progress)
     index_type = index_type_for(len(pool))
     t0 = time.perf_counter()
     fa = make_faiss_index(vectors, index_type)
     faiss_s = time.perf_counter() - t0
-    index = Index(passages=pool, vectors=vectors, manifest={"index_type": index_type}, faiss_index=fa)
+    index = Index(passages=pool, vectors=vectors, manifest={"index_type": index_type}, faiss_index=fa,
+                  sentence_vectors=sentence_vectors, sentence_rows=rows)
     queries = _CachedQueries(embedder, dict(zip(questions, qvecs, strict=True)))
     out: dict[str, Any] = {"passages": len(pool), "composition": _composition(pool), "index_type": index_type,
                            "faiss_build_seconds": round(faiss_s, 2), "modes": {}}
@@ -427,10 +442,12 @@ def open_domain_index(data: dict[str, Any], cache: VectorCache, *, progress: boo
     """One index over every paragraph of a SQuAD-format dict, paragraph ``p`` of article ``a`` named "a:p"."""
     sources = {f"{a}:{p}": para["context"] for a, article in enumerate(data["data"])
                for p, para in enumerate(article["paragraphs"])}
-    passages = chunk_sources(sources, {"sentences": 3, "overlap": 1, "max_chars": 1000})
+    passages = chunk_sources(sources, DEFAULT_CHUNK_SETTINGS)
     vectors = cache.get([p.text for p in passages], progress=progress)
+    sentences, rows = sentence_units(passages)
     return Index(passages=passages, vectors=vectors, manifest={"index_type": index_type_for(len(passages))},
-                 faiss_index=make_faiss_index(vectors, index_type_for(len(passages))))
+                 faiss_index=make_faiss_index(vectors, index_type_for(len(passages))),
+                 sentence_vectors=cache.get(sentences, progress=progress), sentence_rows=rows)
 
 
 def bench_recall(embedder: Embedder, cache: VectorCache, path: Path, *, progress: bool) -> dict[str, Any]:

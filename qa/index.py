@@ -1,4 +1,8 @@
-"""The passage index: chunked sources, their vectors and a FAISS index, saved in one folder."""
+"""The passage index: chunked sources, their vectors and a FAISS index, saved in one folder.
+
+Besides one vector per passage the index keeps one per sentence of each passage, so retrieval can
+score a passage by its best-matching sentence as well as by its whole text (``qa.retrieve``).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa.chunk import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, DEFAULT_SENTENCES, chunk_text
+from qa.chunk import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, DEFAULT_SENTENCES, chunk_text, split_sentences
 from qa.schema import Passage
 
 if TYPE_CHECKING:
@@ -21,7 +25,8 @@ if TYPE_CHECKING:
 
     from qa.embed import Embedder
 
-FORMAT_VERSION = 1
+#: 2: sentence vectors added.
+FORMAT_VERSION = 2
 #: Up to this many passages the index is exact (flat inner product); above it, HNSW.
 EXACT_MAX = 20_000
 INDEX_FLAT = "flat-ip"
@@ -38,9 +43,14 @@ MANIFEST_FILE = "manifest.json"
 PASSAGES_FILE = "passages.jsonl"
 VECTORS_FILE = "vectors.npy"
 FAISS_FILE = "faiss.index"
-#: The embedding cache: the SHA-256 of each passage text, row for row with ``vectors.npy``.
+#: One vector per sentence of each passage, passage by passage.
+SENTENCE_VECTORS_FILE = "sentence_vectors.npy"
+#: Where each passage's sentences start in ``sentence_vectors.npy`` (int64, one more than passages).
+SENTENCE_ROWS_FILE = "sentence_rows.npy"
+#: The embedding cache: the SHA-256 of each passage (and sentence) text, row for row with the vectors.
 VECTOR_KEYS_FILE = "vector_keys.json"
-INDEX_FILES = frozenset({MANIFEST_FILE, PASSAGES_FILE, VECTORS_FILE, FAISS_FILE, VECTOR_KEYS_FILE})
+INDEX_FILES = frozenset({MANIFEST_FILE, PASSAGES_FILE, VECTORS_FILE, FAISS_FILE, VECTOR_KEYS_FILE,
+                         SENTENCE_VECTORS_FILE, SENTENCE_ROWS_FILE})
 #: Other files (a README) that an index folder may hold; they are carried over on rebuild.
 MAX_FOREIGN_FILES = 3
 
@@ -100,6 +110,26 @@ def make_faiss_index(vectors: np.ndarray, index_type: str) -> Any:
 def chunk_sources(sources: dict[str, str], chunk_settings: dict[str, int]) -> list[Passage]:
     """All passages of all sources, sources in name order."""
     return [p for name in sorted(sources) for p in chunk_text(sources[name], name, **chunk_settings)]
+
+
+def passage_sentences(passage: Passage) -> list[str]:
+    """The sentences of a passage's text (the text itself when it is one sentence)."""
+    spans = split_sentences(passage.text)
+    if len(spans) <= 1:
+        return [passage.text]
+    return [passage.text[s:e] for s, e in spans]
+
+
+def sentence_units(passages: Sequence[Passage]) -> tuple[list[str], np.ndarray]:
+    """All passages' sentences in passage order, and where each passage's sentences start (n + 1 rows)."""
+    import numpy as np
+
+    texts: list[str] = []
+    rows = [0]
+    for p in passages:
+        texts.extend(passage_sentences(p))
+        rows.append(len(texts))
+    return texts, np.asarray(rows, dtype=np.int64)
 
 
 def _check_sources(sources: Any) -> dict[str, str]:
@@ -181,8 +211,13 @@ def _write_files(index: Index, folder: Path) -> None:
             f.write(json.dumps({"id": p.id, "source": p.source, "start": p.start, "end": p.end,
                                 "text": p.text}) + "\n")
     np.save(folder / VECTORS_FILE, np.ascontiguousarray(index.vectors, dtype=np.float32), allow_pickle=False)
+    np.save(folder / SENTENCE_VECTORS_FILE,
+            np.ascontiguousarray(index.sentence_vectors, dtype=np.float32), allow_pickle=False)
+    np.save(folder / SENTENCE_ROWS_FILE, np.asarray(index.sentence_rows, dtype=np.int64), allow_pickle=False)
+    sentences, _ = sentence_units(index.passages)
     keys = {"model": index.manifest["embedding"]["model"], "dim": index.manifest["embedding"]["dim"],
-            "keys": [text_key(p.text) for p in index.passages]}
+            "keys": [text_key(p.text) for p in index.passages],
+            "sentence_keys": [text_key(t) for t in sentences]}
     (folder / VECTOR_KEYS_FILE).write_text(json.dumps(keys), encoding="utf-8")
     faiss.write_index(index.faiss, str(folder / FAISS_FILE))
     (folder / MANIFEST_FILE).write_text(json.dumps(index.manifest, indent=2), encoding="utf-8")
@@ -238,15 +273,27 @@ def save_atomically(index: Index, index_dir: str | Path) -> None:
 
 
 class Index:
-    """Passages, their unit vectors and a FAISS inner-product index over them."""
+    """Passages, their unit vectors (and their sentences') and a FAISS inner-product index over them."""
 
     def __init__(self, *, passages: Sequence[Passage], vectors: np.ndarray, manifest: dict,
-                 faiss_index: Any) -> None:
+                 faiss_index: Any, sentence_vectors: np.ndarray, sentence_rows: np.ndarray) -> None:
+        import numpy as np
+
         if len(passages) != len(vectors) or int(faiss_index.ntotal) != len(passages):
             raise ValueError(f"{len(passages)} passages, {len(vectors)} vectors and "
                              f"{int(faiss_index.ntotal)} indexed vectors must all be equal")
+        rows = np.asarray(sentence_rows)
+        if rows.shape != (len(passages) + 1,) or (len(rows) and (rows[0] != 0 or (np.diff(rows) < 1).any())):
+            raise ValueError("sentence_rows must start at 0 and give each passage at least one sentence "
+                             "(see qa.index.sentence_units)")
+        if np.ndim(sentence_vectors) != 2 or len(sentence_vectors) != rows[-1] \
+                or (len(vectors) and np.shape(sentence_vectors)[1] != np.shape(vectors)[1]):
+            raise ValueError(f"sentence_vectors must have shape ({int(rows[-1])}, dim), "
+                             f"got {np.shape(sentence_vectors)}")
         self.passages: list[Passage] = list(passages)
         self.vectors = vectors
+        self.sentence_vectors = sentence_vectors
+        self.sentence_rows = rows
         self.manifest = manifest
         self.faiss = faiss_index
         #: How many passage texts were embedded to make this index (0 when loaded or all cached).
@@ -265,6 +312,18 @@ class Index:
     def index_type(self) -> str:
         """``flat-ip`` (exact) or ``hnsw-ip`` (approximate)."""
         return str(self.manifest.get("index_type", INDEX_FLAT))
+
+    def sentence_similarity(self, rows: Sequence[int], query_vector: np.ndarray) -> np.ndarray:
+        """For each passage row, the inner product of ``query_vector`` with its best-matching sentence."""
+        import numpy as np
+
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(rows):
+            return np.zeros(0, dtype=np.float32)
+        starts, ends = self.sentence_rows[rows], self.sentence_rows[rows + 1]
+        units = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
+        sims = self.sentence_vectors[units] @ np.asarray(query_vector, dtype=np.float32)
+        return np.maximum.reduceat(sims, np.concatenate([[0], np.cumsum(ends - starts)[:-1]]))
 
     def search(self, query_vectors: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """For each query vector, up to ``k`` ``(passage row, inner product)`` pairs, best first."""
@@ -310,13 +369,15 @@ class Index:
             raise ValueError("the sources hold no text to index")
         dim = int(embedder.dim)
         keys = [text_key(p.text) for p in passages]
+        sentences, sentence_rows = sentence_units(passages)
+        sentence_keys = [text_key(t) for t in sentences]
         todo: dict[str, str] = {}
-        for key, p in zip(keys, passages, strict=True):
+        for key, text in zip(keys + sentence_keys, [p.text for p in passages] + sentences, strict=True):
             if key not in cache and key not in todo:
-                todo[key] = p.text
+                todo[key] = text
         found: dict[str, np.ndarray] = dict(cache)
         items = list(todo.items())
-        with tqdm(total=len(items), desc="Embedding", unit="passage", file=sys.stderr,
+        with tqdm(total=len(items), desc="Embedding", unit="text", file=sys.stderr,
                   disable=not progress or not items) as bar:
             for i in range(0, len(items), EMBED_CHUNK):
                 batch = items[i:i + EMBED_CHUNK]
@@ -327,9 +388,11 @@ class Index:
                 found.update((key, vec) for (key, _), vec in zip(batch, vecs, strict=True))
                 bar.update(len(batch))
         vectors = np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+        sentence_vectors = np.stack([found[k] for k in sentence_keys]).astype(np.float32, copy=False)
         manifest = _manifest(sources, embedder, settings, len(passages))
         index = cls(passages=passages, vectors=vectors, manifest=manifest,
-                    faiss_index=make_faiss_index(vectors, manifest["index_type"]))
+                    faiss_index=make_faiss_index(vectors, manifest["index_type"]),
+                    sentence_vectors=sentence_vectors, sentence_rows=sentence_rows)
         index.embedded = len(items)
         return index
 
@@ -356,6 +419,8 @@ class Index:
         try:
             found = _read_passages(folder / PASSAGES_FILE)
             vectors = np.load(folder / VECTORS_FILE, allow_pickle=False)
+            sentence_vectors = np.load(folder / SENTENCE_VECTORS_FILE, allow_pickle=False)
+            sentence_rows = np.load(folder / SENTENCE_ROWS_FILE, allow_pickle=False)
             fa = faiss.read_index(str(folder / FAISS_FILE))
         except FileNotFoundError as e:
             raise IndexMismatchError(f"is damaged ({Path(e.filename or '?').name} is missing)") from e
@@ -372,7 +437,16 @@ class Index:
             raise IndexMismatchError(f"is damaged ({VECTORS_FILE} holds non-finite values)")
         if int(fa.ntotal) != n or int(fa.d) != dim or fa.metric_type != faiss.METRIC_INNER_PRODUCT:
             raise IndexMismatchError(f"is damaged ({FAISS_FILE} does not match the vectors)")
-        return cls(passages=found, vectors=vectors, manifest=manifest, faiss_index=fa)
+        if sentence_rows.dtype != np.int64 or sentence_rows.shape != (n + 1,) \
+                or sentence_vectors.dtype != np.float32 or sentence_vectors.ndim != 2 \
+                or sentence_vectors.shape[1:] != (dim,) or not np.isfinite(sentence_vectors).all():
+            raise IndexMismatchError(f"is damaged ({SENTENCE_VECTORS_FILE} or {SENTENCE_ROWS_FILE} "
+                                     "does not match the passages)")
+        try:
+            return cls(passages=found, vectors=vectors, manifest=manifest, faiss_index=fa,
+                       sentence_vectors=sentence_vectors, sentence_rows=sentence_rows)
+        except ValueError as e:
+            raise IndexMismatchError(f"is damaged ({e})") from e
 
     @staticmethod
     def read_cache(index_dir: str | Path, embedder: Embedder) -> dict[str, np.ndarray]:
@@ -384,14 +458,19 @@ class Index:
             meta = json.loads((folder / VECTOR_KEYS_FILE).read_text(encoding="utf-8"))
             if meta.get("model") != embedder.name or meta.get("dim") != embedder.dim:
                 return {}
-            keys = meta["keys"]
-            vectors = np.load(folder / VECTORS_FILE, allow_pickle=False)
+            parts = [(meta["keys"], np.load(folder / VECTORS_FILE, allow_pickle=False))]
+            if "sentence_keys" in meta:
+                parts.append((meta["sentence_keys"],
+                              np.load(folder / SENTENCE_VECTORS_FILE, allow_pickle=False)))
         except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError):
             return {}
-        if vectors.dtype != np.float32 or vectors.shape != (len(keys), embedder.dim) \
-                or not np.isfinite(vectors).all():
-            return {}
-        return {k: v for k, v in zip(keys, vectors, strict=True) if isinstance(k, str)}
+        cache: dict[str, np.ndarray] = {}
+        for keys, vectors in parts:
+            if not isinstance(keys, list) or vectors.dtype != np.float32 \
+                    or vectors.shape != (len(keys), embedder.dim) or not np.isfinite(vectors).all():
+                continue
+            cache.update((k, v) for k, v in zip(keys, vectors, strict=True) if isinstance(k, str))
+        return cache
 
     @classmethod
     def build_or_load(

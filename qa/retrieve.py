@@ -33,6 +33,11 @@ BM25_B = 0.4
 #: passages share a sentence), so the top k hits are k distinct stretches of text, not near-copies.
 #: On squad-v1.1-dev-40 (``qa bench --recall``) hybrid recall@1/3/5 72.3/89.3/93.6 -> 74.1/90.7/94.5.
 MERGE_OVERLAPS = True
+#: Dense scoring: (1 - w) * the passage's cosine + w * the cosine of its best-matching sentence, computed
+#: for the dense and lexical candidates together (the index keeps a vector per sentence). On the
+#: training-split questions of squad-v1.1-dev-40 (qa.train.split_squad), hybrid recall@5 with merged hits
+#: 95.2 -> 95.6 (w = 0.5); 0 scores by whole passages only.
+SENTENCE_WEIGHT = 0.5
 
 
 def reciprocal_rank_fusion(
@@ -133,7 +138,8 @@ class Retriever:
     """Finds the passages of an index that best match a query."""
 
     def __init__(self, *, index: Index, embedder: Embedder, mode: str = "hybrid",
-                 top_k: int = DEFAULT_TOP_K, merge: bool = MERGE_OVERLAPS) -> None:
+                 top_k: int = DEFAULT_TOP_K, merge: bool = MERGE_OVERLAPS,
+                 sentence_weight: float = SENTENCE_WEIGHT) -> None:
         if not hasattr(index, "passages") or not callable(getattr(index, "search", None)):
             raise TypeError("index must be a qa.index.Index")
         if not callable(getattr(embedder, "encode", None)):
@@ -147,6 +153,10 @@ class Retriever:
         if not isinstance(merge, bool):
             raise TypeError(f"merge must be True or False, got {merge!r}")
         self.merge = merge
+        if isinstance(sentence_weight, bool) or not isinstance(sentence_weight, (int, float)) \
+                or not 0 <= sentence_weight <= 1:
+            raise ValueError(f"sentence_weight must be a number from 0 to 1, got {sentence_weight!r}")
+        self.sentence_weight = float(sentence_weight)
         self._bm25: Any = None
         self._stem: Any = None
         self._vocab: dict[str, int] = {}
@@ -189,6 +199,14 @@ class Retriever:
         """Passage rows nearest to the query vector, best first (at most ``n``)."""
         return [row for row, _ in self.index.search(qvec[None, :], n)[0]]
 
+    def _rescore(self, qvec: np.ndarray, rows: list[int]) -> list[int]:
+        """``rows`` ordered by the dense score that mixes passage and best-sentence cosines."""
+        import numpy as np
+
+        w = self.sentence_weight
+        scores = (1 - w) * (self.index.vectors[rows] @ qvec) + w * self.index.sentence_similarity(rows, qvec)
+        return [rows[i] for i in np.argsort(-scores, kind="stable")]
+
     def retrieve(self, query: str, *, top_k: int | None = None) -> list[Hit]:
         """The ``top_k`` passages for ``query``, ordered by the mode's ranking, scored by cosine."""
         import numpy as np
@@ -205,6 +223,8 @@ class Retriever:
         qvec = np.asarray(self.embedder.encode([query]), dtype=np.float32)[0]
         dense = self._dense(qvec, n) if self.mode != "lexical" else []
         lexical = self._lexical(query, n) if self.mode != "dense" else []
+        if dense and self.sentence_weight:
+            dense = self._rescore(qvec, list(dict.fromkeys(dense + lexical)))[:n]
         if self.mode == "dense":
             order = dense
         elif self.mode == "lexical":

@@ -20,7 +20,7 @@ def sentences_of(text: str) -> list[str]:
 
 
 def test_defaults() -> None:
-    assert (DEFAULT_SENTENCES, DEFAULT_OVERLAP, DEFAULT_MAX_CHARS) == (3, 1, 1000)
+    assert (DEFAULT_SENTENCES, DEFAULT_OVERLAP, DEFAULT_MAX_CHARS) == (4, 1, 1000)
 
 
 def test_sentence_boundaries() -> None:
@@ -57,7 +57,7 @@ def test_sliding_window_with_overlap() -> None:
 
 def test_never_crosses_a_paragraph_break() -> None:
     text = "Byline Person\n\nFirst. Second. Third. Fourth.\n\nAlone."
-    passages = chunk_text(text, "doc.txt")
+    passages = chunk_text(text, "doc.txt", sentences=3, overlap=1)
     assert [p.text for p in passages] == [
         "Byline Person", "First. Second. Third.", "Third. Fourth.", "Alone."]
     assert [p.id for p in passages] == ["doc.txt#0", "doc.txt#1", "doc.txt#2", "doc.txt#3"]
@@ -89,7 +89,7 @@ def test_empty_text_gives_no_passages() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "error"),
-    [({"sentences": 0}, ValueError), ({"overlap": 3}, ValueError), ({"overlap": -1}, ValueError),
+    [({"sentences": 0}, ValueError), ({"overlap": 4}, ValueError), ({"overlap": -1}, ValueError),
      ({"max_chars": 0}, ValueError), ({"sentences": 2.0}, TypeError), ({"overlap": True}, TypeError)],
 )
 def test_bad_settings(kwargs: dict, error: type[Exception]) -> None:

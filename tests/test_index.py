@@ -12,7 +12,7 @@ import pytest
 from conftest import FakeEmbedder
 
 import qa.index as qindex
-from qa.index import EXACT_MAX, FORMAT_VERSION, Index, IndexMismatchError
+from qa.index import EXACT_MAX, FORMAT_VERSION, Index, IndexMismatchError, passage_sentences, sentence_units
 
 WORD = re.compile(r"\w+")
 
@@ -38,8 +38,13 @@ def build(tmp_path: Path, embedder: CountingEmbedder, logs: list[str], sources: 
     return Index.build_or_load(sources or DOCS, tmp_path / "idx", embedder, log=logs.append, **kw)
 
 
+def texts_of(index: Index) -> set[str]:
+    """Every text an index embeds: its passages and their sentences."""
+    return {p.text for p in index.passages} | set(sentence_units(index.passages)[0])
+
+
 def test_constants() -> None:
-    assert FORMAT_VERSION == 1 and EXACT_MAX == 20_000
+    assert FORMAT_VERSION == 2 and EXACT_MAX == 20_000
     assert issubclass(IndexMismatchError, RuntimeError)
 
 
@@ -48,18 +53,26 @@ def test_build_writes_the_folder(tmp_path: Path, logs: list[str]) -> None:
     index = build(tmp_path, emb, logs)
     folder = tmp_path / "idx"
     names = {p.name for p in folder.iterdir()}
-    assert names >= {"manifest.json", "passages.jsonl", "vectors.npy", "faiss.index"}
+    assert names >= {"manifest.json", "passages.jsonl", "vectors.npy", "faiss.index",
+                     "sentence_vectors.npy", "sentence_rows.npy"}
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["embedding"] == {"model": "fake-embedder", "dim": 32}
-    assert manifest["chunk"] == {"sentences": 3, "overlap": 1, "max_chars": 1000}
+    assert manifest["chunk"] == {"sentences": 4, "overlap": 1, "max_chars": 1000}
     assert manifest["index_type"] == "flat-ip"
     assert manifest["sources"] == {n: hashlib.sha256(t.encode()).hexdigest() for n, t in DOCS.items()}
     assert manifest["passages"] == len(index.passages) == index.vectors.shape[0] == index.faiss.ntotal
     for p in index.passages:
         assert DOCS[p.source][p.start:p.end] == p.text
     assert index.vectors.dtype == np.float32 and index.vectors.shape[1] == 32
-    assert len(emb.texts) == len({p.text for p in index.passages})
+    assert len(emb.texts) == len(texts_of(index)) and set(emb.texts) == texts_of(index)
+    # one vector per sentence of each passage, passage by passage
+    rows = index.sentence_rows
+    assert rows[0] == 0 and rows[-1] == len(index.sentence_vectors) and len(rows) == len(index.passages) + 1
+    for i, p in enumerate(index.passages):
+        sents = passage_sentences(p)
+        assert all(t in p.text for t in sents) and rows[i + 1] - rows[i] == len(sents)
+        assert np.allclose(index.sentence_vectors[rows[i]:rows[i + 1]], emb.encode(sents))
     assert not [p for p in tmp_path.iterdir() if p.name != "idx"], "no temporary folder left behind"
 
 
@@ -97,11 +110,11 @@ def test_changed_source_is_stale_and_only_new_passages_are_embedded(tmp_path: Pa
     new_texts = {p.text for p in index.passages} - old_texts
     assert set(emb.texts) == new_texts and len(emb.texts) == len(new_texts)
     assert new_texts == {"Beta three has changed."}
-    # adding a document embeds only its passages
+    # adding a document embeds only its passages (and their sentences)
     emb2 = CountingEmbedder()
     added = {**changed, "c.txt": "Gamma one. Gamma two."}
     build(tmp_path, emb2, logs, added)
-    assert set(emb2.texts) == {"Gamma one. Gamma two."}
+    assert set(emb2.texts) == {"Gamma one. Gamma two.", "Gamma one.", "Gamma two."}
     assert "added c.txt" in logs[-1]
 
 
@@ -121,11 +134,14 @@ def test_model_or_settings_change_is_stale(tmp_path: Path, logs: list[str]) -> N
     build(tmp_path, CountingEmbedder(), logs)
     emb = CountingEmbedder()
     build(tmp_path, emb, logs, chunk_settings={"sentences": 1, "overlap": 0})
+    # rebuilt, and from the cache alone: each one-sentence passage was embedded before as a sentence
+    assert "chunked with" in logs[-1] and emb.calls == 0
+    build(tmp_path, emb, logs, chunk_settings={"sentences": 5, "overlap": 0})
     assert "chunked with" in logs[-1] and emb.calls > 0
     emb = CountingEmbedder(name="other-model")
     index = build(tmp_path, emb, logs, chunk_settings={"sentences": 1, "overlap": 0})
     assert "embedded with" in logs[-1]
-    assert len(emb.texts) == len({p.text for p in index.passages}), "another model re-embeds everything"
+    assert len(emb.texts) == len(texts_of(index)), "another model re-embeds everything"
     with pytest.raises(ValueError, match="unknown chunk settings"):
         build(tmp_path, emb, logs, chunk_settings={"size": 3})
 
@@ -140,6 +156,10 @@ def test_model_or_settings_change_is_stale(tmp_path: Path, logs: list[str]) -> N
         (lambda f: (f / "passages.jsonl").unlink(), False),
         (lambda f: np.save(f / "vectors.npy", np.zeros((2, 32), dtype=np.float32)), True),
         (lambda f: (f / "vectors.npy").write_bytes(b"\x93NUMPY broken"), True),
+        (lambda f: (f / "sentence_vectors.npy").unlink(), True),
+        (lambda f: np.save(f / "sentence_rows.npy", np.zeros(3, dtype=np.int64)), False),
+        (lambda f: np.save(f / "sentence_rows.npy", np.arange(100, dtype=np.int64)[::-1][-9:]), False),
+        (lambda f: np.save(f / "sentence_vectors.npy", np.zeros((1, 32), dtype=np.float32)), True),
     ],
 )
 def test_damaged_index_is_rebuilt(tmp_path: Path, logs: list[str], damage, reembeds: bool) -> None:
@@ -151,6 +171,8 @@ def test_damaged_index_is_rebuilt(tmp_path: Path, logs: list[str], damage, reemb
     assert (emb.calls > 0) == reembeds
     assert index.passages == built.passages
     assert np.allclose(index.vectors, built.vectors)
+    assert np.allclose(index.sentence_vectors, built.sentence_vectors)
+    assert (index.sentence_rows == built.sentence_rows).all()
     emb = CountingEmbedder()
     build(tmp_path, emb, logs)
     assert emb.calls == 0 and len(logs) == 1, "the rebuilt index is reused"
@@ -160,7 +182,7 @@ def test_rebuild_flag_reembeds_everything(tmp_path: Path, logs: list[str]) -> No
     index = build(tmp_path, CountingEmbedder(), logs)
     emb = CountingEmbedder()
     build(tmp_path, emb, logs, rebuild=True)
-    assert len(emb.texts) == len({p.text for p in index.passages})
+    assert len(emb.texts) == len(texts_of(index))
 
 
 def test_crash_while_writing_keeps_the_old_index(tmp_path: Path, logs: list[str],
@@ -237,3 +259,27 @@ def test_default_log_prints_one_line_to_stderr(tmp_path: Path, capsys: pytest.Ca
     Index.build_or_load(DOCS, tmp_path / "idx", CountingEmbedder())
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "rebuilding" in err
+
+
+def test_sentence_similarity_is_the_best_sentence(tmp_path: Path, logs: list[str]) -> None:
+    emb = CountingEmbedder()
+    index = build(tmp_path, emb, logs)
+    q = emb.encode(["alpha four"])[0]
+    rows = list(range(len(index.passages)))
+    got = index.sentence_similarity(rows, q)
+    for r in rows:
+        want = max(float(v @ q) for v in emb.encode(passage_sentences(index.passages[r])))
+        assert got[r] == pytest.approx(want, abs=1e-5)
+    assert index.sentence_similarity([], q).shape == (0,)
+    assert list(index.sentence_similarity([2, 0], q)) == pytest.approx([got[2], got[0]])
+
+
+def test_passage_sentences() -> None:
+    from qa.schema import Passage
+
+    p = Passage("x#0", "x", 0, 24, "One here. Two there too.")
+    assert passage_sentences(p) == ["One here.", "Two there too."]
+    single = Passage("x#1", "x", 0, 9, "One here.")
+    assert passage_sentences(single) == ["One here."]
+    texts, rows = sentence_units([p, single])
+    assert texts == ["One here.", "Two there too.", "One here."] and rows.tolist() == [0, 2, 3]
