@@ -1,4 +1,7 @@
-"""Retrieve passages for a query: dense (FAISS), lexical (BM25) or both fused by reciprocal rank."""
+"""Retrieve passages for a query: dense (FAISS), lexical (BM25) or both fused by reciprocal rank.
+
+Dense candidates are re-ranked by passage and best-sentence cosine; overlapping hits are merged.
+"""
 
 from __future__ import annotations
 
@@ -208,7 +211,11 @@ class Retriever:
         return [rows[i] for i in np.argsort(-scores, kind="stable")]
 
     def retrieve(self, query: str, *, top_k: int | None = None) -> list[Hit]:
-        """The ``top_k`` passages for ``query``, ordered by the mode's ranking, scored by cosine."""
+        """The ``top_k`` hits for ``query`` in the mode's ranking, each scored by its passage's cosine.
+
+        Overlapping candidates of one source are merged into one hit (``merge``), scored by its best
+        part's cosine; the dense ranking mixes passage and best-sentence cosines (``sentence_weight``).
+        """
         import numpy as np
 
         if not isinstance(query, str):
