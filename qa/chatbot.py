@@ -27,17 +27,18 @@ FOLLOW_UP_MAX_WORDS = 3
 #: Each retrieved passage's best span competes with its confidence times RANK_PRIOR ** (the passage's
 #: retrieval rank - 1): the reader alone often prefers a confident span in a lower-ranked passage about
 #: something else. The best training-split prior of scripts/selection_check.py (700 questions per split,
-#: top 3 of all 1,726 paragraphs) with the shipped reader: F1 57.1 with confidence alone -> 68.1 (0.5:
-#: 67.5); on the held-out articles 48.6 -> 57.7 (0.5: 57.4).
+#: top 3 of all 1,726 paragraphs) with the shipped reader and retrieval: F1 62.9 with confidence alone ->
+#: 75.2 (0.6: 75.1); on the held-out articles 48.4 -> 61.4 (0.6: 62.0).
 RANK_PRIOR = 0.7
 #: ``min_similarity``: abstain when the chosen span's passage has a cosine similarity to the question
 #: below it. Off by default. Questions whose article is not in the corpus still draw confident spans
 #: from look-alike passages: on 500 held-out SQuAD questions asked with and without their article in
-#: the corpus (scripts/abstention_check.py), the reader's threshold alone abstained on 47 % of the
-#: unanswerable ones with 2.6 % false abstentions; a floor of MINILM_SIMILARITY_FLOOR (the highest
-#: keeping false abstentions under 5 % there) abstains on 75 % with 4.2 % (a second sample: 45 -> 77 %,
-#: 2.0 -> 4.6 %). It does not carry over to news text: on the seed article's development questions it
-#: withheld 2 of 15 answerable questions to catch 1 of 2 unanswerable ones, so it is opt-in.
+#: the corpus (scripts/abstention_check.py), the reader's threshold alone abstains on 47 % of the
+#: unanswerable ones with 1.0 % false abstentions; a floor of MINILM_SIMILARITY_FLOOR (chosen as the
+#: highest keeping false abstentions under 5 % there) abstains on 78 % with 4.2 % (a second sample:
+#: 43 -> 80 %, 1.0 -> 5.2 %). It does not carry over to news text: on the seed article's development
+#: questions it withholds 2 of 15 answerable questions and catches neither unanswerable one, so it is
+#: opt-in.
 DEFAULT_MIN_SIMILARITY = -1.0
 #: The floor measured above for the bundled all-MiniLM-L6-v2 (another embedder has another scale).
 MINILM_SIMILARITY_FLOOR = 0.35
