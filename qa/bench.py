@@ -398,15 +398,8 @@ def bench_throughput(embedder: Embedder, cache: VectorCache, passages: list[Pass
 def bench_size(embedder: Embedder, cache: VectorCache, pool: list[Passage], questions: list[str],
                qvecs: np.ndarray, *, progress: bool) -> dict[str, Any]:
     """Latency per mode over a corpus of ``len(pool)`` passages."""
-    vectors = cache.get([p.text for p in pool], progress=progress)
-    sentences, rows = sentence_units(pool)
-    sentence_vectors = cache.get(sentences, progress=progress)
-    index_type = index_type_for(len(pool))
-    t0 = time.perf_counter()
-    fa = make_faiss_index(vectors, index_type)
-    faiss_s = time.perf_counter() - t0
-    index = Index(passages=pool, vectors=vectors, manifest={"index_type": index_type}, faiss_index=fa,
-                  sentence_vectors=sentence_vectors, sentence_rows=rows)
+    index, faiss_s = cached_index(pool, cache, progress=progress)
+    vectors, fa, index_type = index.vectors, index.faiss, index.index_type
     queries = _CachedQueries(embedder, dict(zip(questions, qvecs, strict=True)))
     out: dict[str, Any] = {"passages": len(pool), "composition": _composition(pool), "index_type": index_type,
                            "faiss_build_seconds": round(faiss_s, 2), "modes": {}}
@@ -438,16 +431,35 @@ def bench_size(embedder: Embedder, cache: VectorCache, pool: list[Passage], ques
     return out
 
 
+def cached_index(passages: list[Passage], cache: VectorCache, *,
+                 progress: bool = False) -> tuple[Index, float]:
+    """An in-memory index of ``passages`` with vectors from ``cache``, and its FAISS build seconds."""
+    vectors = cache.get([p.text for p in passages], progress=progress)
+    sentences, rows = sentence_units(passages)
+    sentence_vectors = cache.get(sentences, progress=progress)
+    index_type = index_type_for(len(passages))
+    t0 = time.perf_counter()
+    fa = make_faiss_index(vectors, index_type)
+    seconds = time.perf_counter() - t0
+    return Index(passages=passages, vectors=vectors, manifest={"index_type": index_type}, faiss_index=fa,
+                 sentence_vectors=sentence_vectors, sentence_rows=rows), seconds
+
+
 def open_domain_index(data: dict[str, Any], cache: VectorCache, *, progress: bool = False) -> Index:
     """One index over every paragraph of a SQuAD-format dict, paragraph ``p`` of article ``a`` named "a:p"."""
     sources = {f"{a}:{p}": para["context"] for a, article in enumerate(data["data"])
                for p, para in enumerate(article["paragraphs"])}
-    passages = chunk_sources(sources, DEFAULT_CHUNK_SETTINGS)
-    vectors = cache.get([p.text for p in passages], progress=progress)
-    sentences, rows = sentence_units(passages)
-    return Index(passages=passages, vectors=vectors, manifest={"index_type": index_type_for(len(passages))},
-                 faiss_index=make_faiss_index(vectors, index_type_for(len(passages))),
-                 sentence_vectors=cache.get(sentences, progress=progress), sentence_rows=rows)
+    return cached_index(chunk_sources(sources, DEFAULT_CHUNK_SETTINGS), cache, progress=progress)[0]
+
+
+def open_domain_retriever(data: dict[str, Any]) -> Retriever:
+    """The chatbot's default retriever over ``open_domain_index(data)``, vectors from the bench cache."""
+    from qa.embed import Embedder
+
+    embedder = Embedder()
+    cache = VectorCache(DEFAULT_CACHE_DIR, embedder)
+    cache.load()
+    return Retriever(index=open_domain_index(data, cache, progress=True), embedder=embedder)
 
 
 def bench_recall(embedder: Embedder, cache: VectorCache, path: Path, *, progress: bool) -> dict[str, Any]:

@@ -437,12 +437,11 @@ class Index:
             raise IndexMismatchError(f"is damaged ({VECTORS_FILE} holds non-finite values)")
         if int(fa.ntotal) != n or int(fa.d) != dim or fa.metric_type != faiss.METRIC_INNER_PRODUCT:
             raise IndexMismatchError(f"is damaged ({FAISS_FILE} does not match the vectors)")
-        if sentence_rows.dtype != np.int64 or sentence_rows.shape != (n + 1,) \
-                or sentence_vectors.dtype != np.float32 or sentence_vectors.ndim != 2 \
-                or sentence_vectors.shape[1:] != (dim,) or not np.isfinite(sentence_vectors).all():
+        if sentence_rows.dtype != np.int64 or sentence_vectors.dtype != np.float32 \
+                or not np.isfinite(sentence_vectors).all():
             raise IndexMismatchError(f"is damaged ({SENTENCE_VECTORS_FILE} or {SENTENCE_ROWS_FILE} "
                                      "does not match the passages)")
-        try:
+        try:  # the constructor checks their shapes against the passages
             return cls(passages=found, vectors=vectors, manifest=manifest, faiss_index=fa,
                        sentence_vectors=sentence_vectors, sentence_rows=sentence_rows)
         except ValueError as e:

@@ -20,12 +20,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qa.bench import DEFAULT_CACHE_DIR, DEFAULT_RECALL_FILE, VectorCache, open_domain_index  # noqa: E402
+from qa.bench import DEFAULT_RECALL_FILE, open_domain_retriever  # noqa: E402
 from qa.chatbot import select_span  # noqa: E402
-from qa.embed import Embedder  # noqa: E402
 from qa.evaluate import f1  # noqa: E402
 from qa.read import Reader  # noqa: E402
-from qa.retrieve import Retriever  # noqa: E402
 from qa.train import DATA_DIR, split_squad  # noqa: E402
 
 FLOORS = (-1.0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5)
@@ -47,10 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                  for a, art in enumerate(data["data"]) if art["title"] in val_titles
                  for para in art["paragraphs"] for q in para["qas"]]
     sample = random.Random(args.seed).sample(questions, min(args.sample, len(questions)))
-    embedder = Embedder()
-    cache = VectorCache(DEFAULT_CACHE_DIR, embedder)
-    cache.load()
-    retriever = Retriever(index=open_domain_index(data, cache, progress=True), embedder=embedder)
+    retriever = open_domain_retriever(data)
     reader = Reader()
     rows: list[tuple[float, float, bool, float, float]] = []  # score, cosine, right; then unanswerable
     for question, answers, article in sample:

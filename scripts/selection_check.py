@@ -20,12 +20,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qa.bench import DEFAULT_CACHE_DIR, DEFAULT_RECALL_FILE, VectorCache, open_domain_index  # noqa: E402
+from qa.bench import DEFAULT_RECALL_FILE, open_domain_retriever  # noqa: E402
 from qa.chatbot import select_span  # noqa: E402
-from qa.embed import Embedder  # noqa: E402
 from qa.evaluate import f1  # noqa: E402
 from qa.read import Reader  # noqa: E402
-from qa.retrieve import Retriever  # noqa: E402
 from qa.train import DATA_DIR, split_squad  # noqa: E402
 
 PRIORS = (1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.0)
@@ -48,10 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                  for para in art["paragraphs"] for q in para["qas"]]
     rng = random.Random(args.seed)
     samples = {name: rng.sample(qs, min(args.sample, len(qs))) for name, qs in split.items()}
-    embedder = Embedder()
-    cache = VectorCache(DEFAULT_CACHE_DIR, embedder)
-    cache.load()
-    retriever = Retriever(index=open_domain_index(data, cache, progress=True), embedder=embedder)
+    retriever = open_domain_retriever(data)
     reader = Reader()
     read = {}
     for name, sample in samples.items():
