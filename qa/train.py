@@ -128,7 +128,8 @@ def parse_mix(items: list[str]) -> dict[str, float]:
     return mix
 
 
-def training_examples(data_dir: Path, rng: random.Random, mix: dict[str, float] | None = None) -> list[Example]:
+def training_examples(data_dir: Path, rng: random.Random,
+                      mix: dict[str, float] | None = None) -> list[Example]:
     """Draw one epoch of training examples by ``mix`` (default ``MIX``), plus generated unanswerable pairs."""
     mix = MIX if mix is None else mix
     train_titles, _ = split_squad(data_dir)
@@ -215,7 +216,7 @@ def collate(batch: list[dict], pad_id: int):
 
 
 def lr_factor(step: int, total: int, warmup: float) -> float:
-    """Learning-rate multiplier at ``step``: linear warm-up over ``warmup`` of ``total``, then linear decay."""
+    """Learning-rate multiplier at ``step``: linear warm-up over ``warmup`` of ``total``, then decay."""
     warm = max(1, int(total * warmup))
     return min((step + 1) / warm, max(0.0, (total - step) / max(1, total - warm)))
 

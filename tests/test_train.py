@@ -20,7 +20,8 @@ def _article(title: str, k: int) -> dict:
     paras = []
     for j in range(3):
         city = CITIES[(k + j) % len(CITIES)]
-        context = (f"The {title} river rises in the hills. It flows through {city} before it reaches the sea. "
+        context = (f"The {title} river rises in the hills. "
+                   f"It flows through {city} before it reaches the sea. "
                    f"Fishermen in {city} sell eels at the market every morning.")
         start = context.index(city)
         paras.append({"context": context, "qas": [
