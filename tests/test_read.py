@@ -80,7 +80,7 @@ def test_folder_without_config(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [{"threshold": 1.5}, {"threshold": -0.1}, {"threshold": True}, {"max_answer_tokens": 0},
-     {"max_length": 8}, {"stride": 250}, {"stride": -1}, {"batch_size": 0}, {"batch_size": 2.0}],
+     {"max_length": 8}, {"stride": 370}, {"stride": -1}, {"batch_size": 0}, {"batch_size": 2.0}],
 )
 def test_bad_arguments(tiny_model_dir: Path, kwargs: dict) -> None:
     with pytest.raises(ValueError):
