@@ -69,9 +69,21 @@ class Bert:
                    if k not in self.w]
         if missing:
             raise ValueError(f"not a BERT checkpoint: missing {', '.join(missing)}")
+        self._fuse_qkv()
         self._linears: dict[str, Any] = {}
         if precision != "float32":
             self._convert_linears()
+
+    def _fuse_qkv(self) -> None:
+        """Join each layer's query, key and value projections into one (one matrix product, not three)."""
+        import torch
+
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}.attention.self."
+            for part in ("weight", "bias"):
+                names = [f"{p}{name}.{part}" for name in ("query", "key", "value")]
+                if all(n in self.w for n in names):
+                    self.w[f"{p}qkv.{part}"] = torch.cat([self.w.pop(n) for n in names])
 
     def _convert_linears(self) -> None:
         """Build the encoder's Linear layers in ``self.precision`` (int8: dynamic per-channel)."""
@@ -84,8 +96,7 @@ class Bert:
             weight, bias = self.w[f"{name}.weight"], self.w[f"{name}.bias"]
             if self.precision == "bfloat16":
                 bf = (weight.to(torch.bfloat16), bias.to(torch.bfloat16))
-                self._linears[name] = lambda x, bf=bf: torch.nn.functional.linear(
-                    x.to(torch.bfloat16), *bf).to(torch.float32)
+                self._linears[name] = lambda x, bf=bf: torch.nn.functional.linear(x.to(torch.bfloat16), *bf)
                 continue
             lin = torch.nn.Linear(weight.shape[1], weight.shape[0])
             with torch.no_grad():
@@ -97,14 +108,19 @@ class Bert:
                     _with_qconfig(lin), use_precomputed_fake_quant=False)
             self._linears[name] = qlin
 
-    def _linear(self, name: str, x: Any) -> Any:
-        """The Linear layer ``name`` (its weight and bias keys without the suffix) applied to ``x``."""
-        fn = self._linears.get(name)
-        if fn is not None:
-            return fn(x)
-        import torch.nn.functional as F
+    def _linear(self, name: str, x: Any, *, low: bool = False) -> Any:
+        """The Linear layer ``name`` (its weight and bias keys without the suffix) applied to ``x``.
 
-        return F.linear(x, self.w[f"{name}.weight"], self.w[f"{name}.bias"])
+        The result is float32, or left in bfloat16 with ``low`` when the layer computes in bfloat16 (for
+        the next matrix product: attention, the feed-forward output).
+        """
+        import torch
+
+        fn = self._linears.get(name)
+        if fn is None:
+            return torch.nn.functional.linear(x, self.w[f"{name}.weight"], self.w[f"{name}.bias"])
+        y = fn(x)
+        return y if low else y.float()
 
     @classmethod
     def load(cls, folder: str | Path, *, precision: str = "float32") -> Bert:
@@ -144,15 +160,13 @@ class Bert:
         for i in range(self.layers):
             p = f"encoder.layer.{i}."
 
-            q, k, v = (
-                self._linear(p + f"attention.self.{name}", x).view(n, t, h, -1).transpose(1, 2)
-                for name in ("query", "key", "value")
-            )
+            qkv = self._linear(p + "attention.self.qkv", x, low=True).view(n, t, 3, h, -1)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (batch, heads, tokens, head size)
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
             a = self._linear(p + "attention.output.dense", a.transpose(1, 2).reshape(n, t, -1))
             x = F.layer_norm(x + a, x.shape[-1:], w[p + "attention.output.LayerNorm.weight"],
                              w[p + "attention.output.LayerNorm.bias"], eps)
-            f = F.gelu(self._linear(p + "intermediate.dense", x))
+            f = F.gelu(self._linear(p + "intermediate.dense", x, low=True))
             f = self._linear(p + "output.dense", f)
             x = F.layer_norm(x + f, x.shape[-1:], w[p + "output.LayerNorm.weight"],
                              w[p + "output.LayerNorm.bias"], eps)
