@@ -254,6 +254,8 @@ def train(args: argparse.Namespace) -> None:
     feats_path = work / "features.jsonl"
     if feats_path.exists():
         feats = [json.loads(line) for line in feats_path.open()]
+        print(f"{len(feats)} windows from {feats_path} (delete it to tokenize again with other data "
+              f"settings: --mix, --seed, --limit)", flush=True)
     else:
         t0 = time.time()
         exs = training_examples(Path(args.data_dir), rng, parse_mix(args.mix))
@@ -386,6 +388,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--export", action="store_true",
                    help="export the work folder's checkpoint to --out and exit")
     args = p.parse_args(argv)
+    try:
+        parse_mix(args.mix)
+    except ValueError as err:
+        p.error(str(err))
+    if args.minutes < 0:
+        p.error(f"--minutes must be 0 (no budget) or more, got {args.minutes:g}")
     if args.export:
         export(Path(args.work_dir) / "checkpoint.pt", Path(args.out), args.base)
         return

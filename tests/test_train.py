@@ -152,6 +152,14 @@ def test_training_resumes_after_an_interruption_as_if_never_stopped(
     assert text[span.start:span.end] == span.text
 
 
+def test_bad_options_are_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for bad in (["--mix", "nope.json=1"], ["--minutes", "-1"]):
+        with pytest.raises(SystemExit):
+            train.main([*bad, "--work-dir", str(tmp_path / "w")])
+        assert bad[0] in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
 def test_training_without_data_says_where_it_looked(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="data folder not found"):
         train.main(["--data-dir", str(tmp_path / "missing"), "--work-dir", str(tmp_path / "w")])
