@@ -462,6 +462,31 @@ def open_domain_retriever(data: dict[str, Any]) -> Retriever:
     return Retriever(index=open_domain_index(data, cache, progress=True), embedder=embedder)
 
 
+Question = tuple[str, list[str], int]  # text, gold answers, article number in the file
+CheckSetup = tuple[argparse.Namespace, dict[str, Any], dict[str, list[Question]]]
+
+
+def split_check_setup(argv: list[str] | None, *, description: str, sample: int,
+                      sample_help: str) -> CheckSetup:
+    """The check scripts' options, the SQuAD file, and its questions by split (``qa.train.split_squad``)."""
+    from qa.train import DATA_DIR, split_squad
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--sample", type=int, default=sample, help=f"{sample_help} (default {sample})")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    data = json.loads(Path(DEFAULT_RECALL_FILE).read_text(encoding="utf-8"))
+    _, val_titles = split_squad(DATA_DIR)
+    split: dict[str, list[Question]] = {"training": [], "validation": []}
+    for a, art in enumerate(data["data"]):
+        split["validation" if art["title"] in val_titles else "training"] += [
+            (q["question"].strip(), [x["text"] for x in q["answers"]], a)
+            for para in art["paragraphs"] for q in para["qas"]]
+    return args, data, split
+
+
 def bench_recall(embedder: Embedder, cache: VectorCache, path: Path, *, progress: bool) -> dict[str, Any]:
     """Open-domain recall@k per mode: all paragraphs of ``path`` form one corpus."""
     data = json.loads(path.read_text(encoding="utf-8"))

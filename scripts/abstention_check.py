@@ -11,7 +11,6 @@ are abstained on, and the false abstentions, at the reader's threshold.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -20,11 +19,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qa.bench import DEFAULT_RECALL_FILE, open_domain_retriever  # noqa: E402
+from qa.bench import open_domain_retriever, split_check_setup  # noqa: E402
 from qa.chatbot import select_span  # noqa: E402
 from qa.evaluate import f1  # noqa: E402
 from qa.read import Reader  # noqa: E402
-from qa.train import DATA_DIR, split_squad  # noqa: E402
 
 FLOORS = (-1.0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5)
 #: Candidates retrieved before the question's own article is removed (unanswerable case).
@@ -33,17 +31,9 @@ WIDE = 40
 
 def main(argv: list[str] | None = None) -> int:
     """Print the abstention table."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sample", type=int, default=500, help="validation questions (default 500)")
-    p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    args = p.parse_args(argv)
-    data = json.loads(Path(DEFAULT_RECALL_FILE).read_text(encoding="utf-8"))
-    _, val_titles = split_squad(DATA_DIR)
-    questions = [(q["question"].strip(), [x["text"] for x in q["answers"]], f"{a}:")
-                 for a, art in enumerate(data["data"]) if art["title"] in val_titles
-                 for para in art["paragraphs"] for q in para["qas"]]
+    args, data, split = split_check_setup(argv, description=__doc__.splitlines()[0], sample=500,
+                                          sample_help="validation questions")
+    questions = [(q, answers, f"{a}:") for q, answers, a in split["validation"]]
     sample = random.Random(args.seed).sample(questions, min(args.sample, len(questions)))
     retriever = open_domain_retriever(data)
     reader = Reader()

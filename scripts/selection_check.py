@@ -11,7 +11,6 @@ chosen by the training-split F1 (see its comment).
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -20,30 +19,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qa.bench import DEFAULT_RECALL_FILE, open_domain_retriever  # noqa: E402
+from qa.bench import open_domain_retriever, split_check_setup  # noqa: E402
 from qa.chatbot import select_span  # noqa: E402
 from qa.evaluate import f1  # noqa: E402
 from qa.read import Reader  # noqa: E402
-from qa.train import DATA_DIR, split_squad  # noqa: E402
 
 PRIORS = (1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.0)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print the F1 table per prior."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sample", type=int, default=700, help="questions per split (default 700)")
-    p.add_argument("--seed", type=int, default=13)
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    args = p.parse_args(argv)
-    data = json.loads(Path(DEFAULT_RECALL_FILE).read_text(encoding="utf-8"))
-    _, val_titles = split_squad(DATA_DIR)
-    split: dict[str, list[tuple[str, list[str]]]] = {"training": [], "validation": []}
-    for art in data["data"]:
-        part = split["validation" if art["title"] in val_titles else "training"]
-        part += [(q["question"].strip(), [x["text"] for x in q["answers"]])
-                 for para in art["paragraphs"] for q in para["qas"]]
+    args, data, split = split_check_setup(argv, description=__doc__.splitlines()[0], sample=700,
+                                          sample_help="questions per split")
     rng = random.Random(args.seed)
     samples = {name: rng.sample(qs, min(args.sample, len(qs))) for name, qs in split.items()}
     retriever = open_domain_retriever(data)
@@ -51,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     read = {}
     for name, sample in samples.items():
         rows = []
-        for question, answers in sample:
+        for question, answers, _ in sample:
             hits = retriever.retrieve(question, top_k=args.top_k)
             rows.append((reader.read(question, hits, top_n=len(hits), per_passage=True), hits, answers))
         read[name] = rows
