@@ -237,7 +237,7 @@ def default_base_model() -> str:
 
 
 def train(args: argparse.Namespace) -> None:
-    """Run (or resume) training and save the final model to ``args.out``."""
+    """Run (or resume) training and save the final model to ``args.out`` (``args.mix``: a parsed mix)."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -258,7 +258,7 @@ def train(args: argparse.Namespace) -> None:
               f"settings: --mix, --seed, --limit)", flush=True)
     else:
         t0 = time.time()
-        exs = training_examples(Path(args.data_dir), rng, parse_mix(args.mix))
+        exs = training_examples(Path(args.data_dir), rng, args.mix)
         if args.limit:
             exs = exs[: args.limit]
         feats = featurize(exs, tokenizer, rng)
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="export the work folder's checkpoint to --out and exit")
     args = p.parse_args(argv)
     try:
-        parse_mix(args.mix)
+        args.mix = parse_mix(args.mix)  # checked once, before any work; train() uses the result
     except ValueError as err:
         p.error(str(err))
     if args.minutes < 0:
