@@ -27,18 +27,18 @@ FOLLOW_UP_MAX_WORDS = 3
 #: Each retrieved passage's best span competes with its confidence times RANK_PRIOR ** (the passage's
 #: retrieval rank - 1): the reader alone often prefers a confident span in a lower-ranked passage about
 #: something else. The best training-split prior of scripts/selection_check.py (700 questions per split,
-#: top 3 of all 1,726 paragraphs) with the shipped reader and retrieval: F1 62.9 with confidence alone ->
-#: 75.2 (0.6: 75.1); on the held-out articles 48.4 -> 61.4 (0.6: 62.0).
+#: top 3 of all 1,726 paragraphs) with the shipped reader (run 4) and retrieval: F1 64.65 with confidence
+#: alone -> 79.38 (0.6: 79.15); on the held-out articles 49.14 -> 61.94 (0.6: 62.65).
 RANK_PRIOR = 0.7
 #: ``min_similarity``: abstain when the chosen span's passage has a cosine similarity to the question
 #: below it. Off by default. Questions whose article is not in the corpus still draw confident spans
 #: from look-alike passages: on 500 held-out SQuAD questions asked with and without their article in
-#: the corpus (scripts/abstention_check.py), the reader's threshold alone abstains on 47 % of the
-#: unanswerable ones with 1.0 % false abstentions; a floor of MINILM_SIMILARITY_FLOOR (chosen as the
-#: highest keeping false abstentions under 5 % there) abstains on 78 % with 4.2 % (a second sample:
-#: 43 -> 80 %, 1.0 -> 5.2 %). It does not carry over to news text: on the seed article's development
-#: questions it withholds 2 of 15 answerable questions and catches neither unanswerable one, so it is
-#: opt-in.
+#: the corpus (scripts/abstention_check.py, reader run 4), the reader's threshold alone abstains on
+#: 56.8 % of the unanswerable ones with 0.6 % false abstentions; a floor of MINILM_SIMILARITY_FLOOR
+#: (chosen, with an earlier reader, as the highest keeping false abstentions under 5 % there) abstains on
+#: 78.6 % with 3.4 % (a second sample: 54.2 -> 81.0 %, 1.0 -> 4.6 %). It does not carry over to news
+#: text: on the seed article's development questions it withholds 2 of 15 answerable questions and
+#: abstains on no more of the two unanswerable ones than the threshold alone, so it is opt-in.
 DEFAULT_MIN_SIMILARITY = -1.0
 #: The floor measured above for the bundled all-MiniLM-L6-v2 (another embedder has another scale).
 MINILM_SIMILARITY_FLOOR = 0.35
