@@ -28,7 +28,7 @@ ARTICLE_PASSAGES = 3
 DEFAULT_QUESTIONS = 300
 SAMPLE_SEED = 13
 #: Our reader's precisions to run (each its own row); Haystack's runs in float32.
-DEFAULT_PRECISIONS = ("auto", "float32", "int8")
+DEFAULT_PRECISIONS = ("auto", "bfloat16", "float32")
 
 _WORD = re.compile(r"\w+")
 
