@@ -228,8 +228,10 @@ class _Int8Linear:
     """``x @ W.T + b`` in int8: W per output channel, x per token (each row scaled to [-1, 1] first).
 
     fbgemm's dynamic int8 product quantises its whole input with one step; BERT's [CLS] and [SEP] rows
-    are far larger than the rest, so one step per token keeps the others' precision (validation F1
-    71.19 -> 73.44, and 73.93 with ``smooth``). ``smooth``: per-input-channel factors s, x / s @ (W * s).T.
+    are far larger than the rest, so one step per token keeps the others' precision (SQuAD validation
+    F1 of the shipped reader: one step per batch 71.19, per token 73.44, per token with ``smooth`` on the
+    layer-norm-fed products 74.14; bfloat16 74.10). ``smooth``: per-input-channel factors s, computing
+    x / s @ (W * s).T.
     """
 
     def __init__(self, weight: Any, bias: Any, smooth: Any = None) -> None:

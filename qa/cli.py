@@ -28,7 +28,8 @@ def _reader_args(p: argparse.ArgumentParser) -> None:
     """The reader's options."""
     p.add_argument("--reader", default=None, help="a Hugging Face QA model folder or hub id")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="the reader's arithmetic (default auto: bfloat16 where the CPU has it natively)")
+                   help="the reader's arithmetic (default auto: int8 for BERT readers on x86, else "
+                        "bfloat16 where the CPU has it natively, else float32)")
 
 
 def _floor_arg(p: argparse.ArgumentParser) -> None:
