@@ -181,7 +181,7 @@ class Bert:
              + F.embedding(types[keep], w["embeddings.token_type_embeddings.weight"]))
         x = F.layer_norm(x, x.shape[-1:], w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"],
                          eps)
-        for i in range(self.layers):
+        for i in range(self.layers if len(x) else 0):
             p = f"encoder.layer.{i}."
             qkv = self._linear(p + "attention.self.qkv", x, low=True)
             a = self._linear(p + "attention.output.dense", self._attend(qkv, lengths))
@@ -248,7 +248,13 @@ class _Int8Linear:
         self.inv = None if smooth is None else 1.0 / smooth
 
     def __call__(self, x: Any) -> Any:
-        """The product for float32 ``x`` of shape (..., in features)."""
+        """The product for float32 ``x`` of shape (..., in features).
+
+        Each row is scaled to a largest magnitude of 1; fbgemm then takes one step from the batch's
+        smallest and largest value, so a row's rounding can differ slightly with the rows beside it.
+        (Shifting each row to span exactly [-1, 1] would avoid that, but its zero then falls between
+        steps and the feed-forward output, mostly near-zero GELU values, loses F1: 74.14 -> 68.69.)
+        """
         import torch
 
         x = x.float()  # no copy when float32 already

@@ -133,3 +133,26 @@ def test_int8_smooths_only_layer_norm_fed_products(tiny_model_dir: Path) -> None
                         for part in ("attention.self.qkv", "intermediate.dense")}
     for name in smoothed:
         assert bool((model._linears[name].inv > 0).all())
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_padding_changes_nothing(tiny_model_dir: Path, precision: str) -> None:
+    import torch
+
+    model = bert.Bert.load(tiny_model_dir, precision=precision)
+    gen = torch.Generator().manual_seed(2)
+    rows = [torch.randint(1000, 2000, (m,), generator=gen) for m in (9, 14, 5)]
+    ids = torch.zeros((4, 14), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, row in enumerate(rows):
+        ids[r, : len(row)] = row
+        mask[r, : len(row)] = 1
+    with torch.inference_mode():
+        batch = model.encode(ids, mask)
+        for r, row in enumerate(rows):  # each row as if alone, unpadded
+            alone = model.encode(row[None], torch.ones((1, len(row)), dtype=torch.long))[0]
+            # int8 takes its rounding step from the whole batch: close, not equal
+            assert torch.allclose(batch[r, : len(row)], alone, atol=1e-5 if precision == "float32" else 0.05)
+            assert not batch[r, len(row):].any()  # padding states are zero
+        assert not batch[3].any()  # a row with nothing to attend to
+        assert not model.encode(ids[:1], torch.zeros_like(ids[:1])).any()
