@@ -155,4 +155,6 @@ def test_padding_changes_nothing(tiny_model_dir: Path, precision: str) -> None:
             assert torch.allclose(batch[r, : len(row)], alone, atol=1e-5 if precision == "float32" else 0.05)
             assert not batch[r, len(row):].any()  # padding states are zero
         assert not batch[3].any()  # a row with nothing to attend to
+        twins = model.encode(ids[[0, 0]], mask[[0, 0]])  # rows of equal length: one batched attention
+        assert torch.allclose(twins[1, :9], batch[0, :9], atol=1e-5 if precision == "float32" else 0.05)
         assert not model.encode(ids[:1], torch.zeros_like(ids[:1])).any()
