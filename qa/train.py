@@ -47,6 +47,12 @@ MIX: dict[str, float] = {
 }
 #: Share of questions also paired with a paragraph of another article, labelled "no answer".
 UNANSWERABLE_RATE = 0.1
+#: Share of questions also paired with the paragraph of another document that BM25 ranks highest for
+#: them (and that does not contain the answer), labelled "no answer": the look-alike passages a real
+#: corpus offers. ``--hard-negatives`` sets it; 0 leaves the features as they were.
+HARD_NEGATIVE_RATE = 0.0
+#: Paragraphs BM25 offers per question for a hard negative (the first from another document is used).
+HARD_NEGATIVE_CANDIDATES = 10
 #: Share of windows without the answer kept for training (long documents give many such windows).
 NEGATIVE_WINDOW_RATE = 0.2
 MAX_LENGTH = 256
@@ -71,6 +77,7 @@ class Example:
     answer: str
     answer_start: int
     group: str
+    doc: str = ""  # the document (article) the context belongs to
 
 
 def read_squad(path: Path, group: str) -> list[tuple[str, list[Example]]]:
@@ -88,7 +95,7 @@ def read_squad(path: Path, group: str) -> list[tuple[str, list[Example]]]:
                 a = answers[0]
                 exs.append(
                     Example(str(qa["id"]), qa["question"].strip(), para["context"], a["text"],
-                            int(a["answer_start"]), group)
+                            int(a["answer_start"]), group, f"{group}/{title}")
                 )
         articles.append((title, exs))
     return articles
@@ -128,8 +135,8 @@ def parse_mix(items: list[str]) -> dict[str, float]:
     return mix
 
 
-def training_examples(data_dir: Path, rng: random.Random,
-                      mix: dict[str, float] | None = None) -> list[Example]:
+def training_examples(data_dir: Path, rng: random.Random, mix: dict[str, float] | None = None, *,
+                      hard_rate: float = HARD_NEGATIVE_RATE) -> list[Example]:
     """Draw one epoch of training examples by ``mix`` (default ``MIX``), plus generated unanswerable pairs."""
     mix = MIX if mix is None else mix
     train_titles, _ = split_squad(data_dir)
@@ -151,7 +158,41 @@ def training_examples(data_dir: Path, rng: random.Random,
         other = rng.choice(short)
         if other.context != e.context:
             out.append(Example(e.qid + "-neg", e.question, other.context, "", -1, "generated-negative"))
+    if hard_rate > 0:
+        answerable = [e for e in out if e.answer]
+        out.extend(hard_negatives(rng.sample(answerable, int(len(answerable) * hard_rate)), answerable))
     rng.shuffle(out)
+    return out
+
+
+def hard_negatives(questions: list[Example], pool: list[Example]) -> list[Example]:
+    """Each question with its look-alike: the BM25-best short paragraph of another document.
+
+    The paragraph must not contain the answer; it is labelled no answer. Questions with no such
+    paragraph among the top HARD_NEGATIVE_CANDIDATES are left out.
+    """
+    import bm25s
+
+    contexts = sorted({e.context for e in pool if len(e.context) < 2000})
+    docs: dict[str, set[str]] = {}
+    for e in pool:
+        docs.setdefault(e.context, set()).add(e.doc)
+    corpus = bm25s.tokenize(contexts, stopwords="en", show_progress=False)
+    bm25 = bm25s.BM25(k1=0.9, b=0.4)
+    bm25.index(corpus, show_progress=False)
+    vocab = corpus.vocab
+    out = []
+    for e in questions:
+        tokens = bm25s.tokenize([e.question], stopwords="en", return_ids=False, show_progress=False)[0]
+        ids = [vocab[t] for t in tokens if t in vocab]
+        if not ids:
+            continue
+        scores = bm25.get_scores_from_ids(ids)
+        for k in scores.argsort()[::-1][:HARD_NEGATIVE_CANDIDATES]:
+            ctx = contexts[int(k)]
+            if e.doc not in docs[ctx] and e.answer.lower() not in ctx.lower():
+                out.append(Example(e.qid + "-hard", e.question, ctx, "", -1, "hard-negative", e.doc))
+                break
     return out
 
 
@@ -258,7 +299,7 @@ def train(args: argparse.Namespace) -> None:
               f"settings: --mix, --seed, --limit)", flush=True)
     else:
         t0 = time.time()
-        exs = training_examples(Path(args.data_dir), rng, args.mix)
+        exs = training_examples(Path(args.data_dir), rng, args.mix, hard_rate=args.hard_negatives)
         if args.limit:
             exs = exs[: args.limit]
         feats = featurize(exs, tokenizer, rng)
@@ -377,6 +418,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=0, help="use only the first N questions")
     p.add_argument("--mix", nargs="*", default=[], metavar="NAME=WEIGHT",
                    help="override qa.train.MIX weights for this run's features (--mix squad-train=2)")
+    p.add_argument("--hard-negatives", type=float, default=HARD_NEGATIVE_RATE, metavar="RATE",
+                   help="share of questions also paired with a look-alike paragraph of another document "
+                        "(BM25), labelled no answer (default 0)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--prepare", action="store_true",
                    help="write the work folder's features.jsonl (tokenized windows) and exit")
@@ -392,6 +436,8 @@ def main(argv: list[str] | None = None) -> None:
         args.mix = parse_mix(args.mix)  # checked once, before any work; train() uses the result
     except ValueError as err:
         p.error(str(err))
+    if not 0 <= args.hard_negatives <= 1:
+        p.error(f"--hard-negatives must be a share from 0 to 1, got {args.hard_negatives:g}")
     if args.minutes < 0:
         p.error(f"--minutes must be 0 (no budget) or more, got {args.minutes:g}")
     if args.export:

@@ -71,6 +71,24 @@ def test_training_examples_keep_validation_articles_out(data_dir: Path) -> None:
     assert all(e.group == "generated-negative" for e in exs if not e.answer)
 
 
+def test_hard_negatives_pair_questions_with_look_alikes_of_other_documents(data_dir: Path) -> None:
+    mix = train.parse_mix(ONLY_SQUAD)
+    plain = train.training_examples(data_dir, random.Random(0), mix)
+    assert train.training_examples(data_dir, random.Random(0), mix, hard_rate=0.0) == plain  # as before
+    exs = train.training_examples(data_dir, random.Random(0), mix, hard_rate=0.5)
+    answered = [e for e in exs if e.answer]
+    hard = [e for e in exs if e.group == "hard-negative"]
+    assert len(hard) == len(answered) // 2  # every sampled question found a look-alike
+    training_contexts = {e.context for e in answered}
+    for h in hard:
+        asked = next(e for e in answered if e.qid == h.qid.removesuffix("-hard"))
+        assert h.question == asked.question and h.answer == "" and h.answer_start == -1
+        assert h.context in training_contexts  # never a validation article's paragraph
+        other_docs = {e.doc for e in answered if e.context == h.context}
+        # its own article's other paragraphs (same river name) rank first but are not allowed
+        assert asked.doc not in other_docs and asked.answer not in h.context
+
+
 def test_featurize_labels_point_at_the_answer(data_dir: Path, tiny_model_dir: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import AutoTokenizer
@@ -153,7 +171,7 @@ def test_training_resumes_after_an_interruption_as_if_never_stopped(
 
 
 def test_bad_options_are_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    for bad in (["--mix", "nope.json=1"], ["--minutes", "-1"]):
+    for bad in (["--mix", "nope.json=1"], ["--minutes", "-1"], ["--hard-negatives", "2"]):
         with pytest.raises(SystemExit):
             train.main([*bad, "--work-dir", str(tmp_path / "w")])
         assert bad[0] in capsys.readouterr().err
