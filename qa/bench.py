@@ -475,6 +475,7 @@ def split_check_setup(argv: list[str] | None, *, description: str, sample: int,
     p.add_argument("--sample", type=int, default=sample, help=f"{sample_help} (default {sample})")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--reader", default=None, help="a QA model folder (default: the shipped reader)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     data = json.loads(Path(DEFAULT_RECALL_FILE).read_text(encoding="utf-8"))

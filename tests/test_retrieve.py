@@ -338,3 +338,19 @@ def test_bench_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert main([*argv, "--answers", "0", "--cold-runs", "0"]) == 0
     rerun = json.loads(capsys.readouterr().out)
     assert rerun["embedded_this_run"] == 0 and "seed_answers" not in rerun
+
+
+def test_split_check_setup_splits_by_article_and_takes_a_reader() -> None:
+    from qa.bench import split_check_setup
+    from qa.train import split_squad
+
+    args, data, split = split_check_setup(["--reader", "some/folder", "--sample", "5"], description="d",
+                                          sample=700, sample_help="questions")
+    assert args.reader == "some/folder" and args.sample == 5 and args.top_k == 3
+    _, val_titles = split_squad()
+    for name, questions in split.items():
+        assert questions
+        titles = {data["data"][a]["title"] for _, _, a in questions}
+        assert (titles <= set(val_titles)) == (name == "validation")
+        assert not (name == "training" and titles & set(val_titles))
+    assert split_check_setup([], description="d", sample=700, sample_help="q")[0].reader is None
