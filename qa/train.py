@@ -137,7 +137,7 @@ def parse_mix(items: list[str]) -> dict[str, float]:
 
 def training_examples(data_dir: Path, rng: random.Random, mix: dict[str, float] | None = None, *,
                       hard_rate: float = HARD_NEGATIVE_RATE) -> list[Example]:
-    """Draw one epoch of training examples by ``mix`` (default ``MIX``), plus generated unanswerable pairs."""
+    """One epoch of examples by ``mix`` (default ``MIX``), plus random and (``hard_rate``) hard negatives."""
     mix = MIX if mix is None else mix
     train_titles, _ = split_squad(data_dir)
     pools: dict[str, list[Example]] = {}
@@ -173,17 +173,20 @@ def hard_negatives(questions: list[Example], pool: list[Example]) -> list[Exampl
     """
     import bm25s
 
+    from qa.retrieve import BM25_B, BM25_K1, BM25_STOPWORDS  # the chatbot's lexical retrieval settings
+
     contexts = sorted({e.context for e in pool if len(e.context) < 2000})
     docs: dict[str, set[str]] = {}
     for e in pool:
         docs.setdefault(e.context, set()).add(e.doc)
-    corpus = bm25s.tokenize(contexts, stopwords="en", show_progress=False)
-    bm25 = bm25s.BM25(k1=0.9, b=0.4)
+    corpus = bm25s.tokenize(contexts, stopwords=BM25_STOPWORDS, show_progress=False)
+    bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B)
     bm25.index(corpus, show_progress=False)
     vocab = corpus.vocab
     out = []
     for e in questions:
-        tokens = bm25s.tokenize([e.question], stopwords="en", return_ids=False, show_progress=False)[0]
+        tokens = bm25s.tokenize([e.question], stopwords=BM25_STOPWORDS, return_ids=False,
+                                show_progress=False)[0]
         ids = [vocab[t] for t in tokens if t in vocab]
         if not ids:
             continue
@@ -296,7 +299,7 @@ def train(args: argparse.Namespace) -> None:
     if feats_path.exists():
         feats = [json.loads(line) for line in feats_path.open()]
         print(f"{len(feats)} windows from {feats_path} (delete it to tokenize again with other data "
-              f"settings: --mix, --seed, --limit)", flush=True)
+              f"settings: --mix, --hard-negatives, --seed, --limit)", flush=True)
     else:
         t0 = time.time()
         exs = training_examples(Path(args.data_dir), rng, args.mix, hard_rate=args.hard_negatives)
