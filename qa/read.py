@@ -167,18 +167,18 @@ class Reader:
             return
         if self._local:
             self._check_folder(Path(self._model_ref))
+        folder = Path(self._model_ref).expanduser()
         fast = False
         if self._local and self.backend == "auto" and self.device == "cpu":
             from qa import bert
 
-            fast = bert.supports(Path(self._model_ref).expanduser(), head="qa")
+            fast = bert.supports(folder, head="qa")
         if self.precision == "auto":
             if fast and _x86_int8():
                 self.precision = "int8"
             else:
                 self.precision = "bfloat16" if self.device == "cpu" and _native_bf16() else "float32"
         if fast:
-            folder = Path(self._model_ref).expanduser()
             model = bert.Bert.load(folder, precision=self.precision)
             if self.max_length > model.max_positions:
                 raise ValueError(f"max_length {self.max_length} exceeds the model's limit of "
@@ -189,7 +189,7 @@ class Reader:
         import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-        ref = str(Path(self._model_ref).expanduser()) if self._local else str(self._model_ref)
+        ref = str(folder) if self._local else str(self._model_ref)
         dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         try:
             tokenizer = AutoTokenizer.from_pretrained(ref)
