@@ -469,13 +469,15 @@ CheckSetup = tuple[argparse.Namespace, dict[str, Any], dict[str, list[Question]]
 def split_check_setup(argv: list[str] | None, *, description: str, sample: int,
                       sample_help: str) -> CheckSetup:
     """The check scripts' options, the SQuAD file, and its questions by split (``qa.train.split_squad``)."""
+    from qa.read import DEFAULT_READER
     from qa.train import DATA_DIR, split_squad
 
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--sample", type=int, default=sample, help=f"{sample_help} (default {sample})")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--reader", default=None, help="a QA model folder (default: the shipped reader)")
+    p.add_argument("--reader", default=str(DEFAULT_READER),
+                   help="a QA model folder (default: the shipped reader)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     data = json.loads(Path(DEFAULT_RECALL_FILE).read_text(encoding="utf-8"))

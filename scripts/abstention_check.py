@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     questions = [(q, answers, f"{a}:") for q, answers, a in split["validation"]]
     sample = random.Random(args.seed).sample(questions, min(args.sample, len(questions)))
     retriever = open_domain_retriever(data)
-    reader = Reader() if args.reader is None else Reader(model=args.reader)
+    reader = Reader(model=args.reader)
     rows: list[tuple[float, float, bool, float, float]] = []  # score, cosine, right; then unanswerable
     for question, answers, article in sample:
         hits = retriever.retrieve(question, top_k=args.top_k)

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     samples = {name: rng.sample(qs, min(args.sample, len(qs))) for name, qs in split.items()}
     retriever = open_domain_retriever(data)
-    reader = Reader() if args.reader is None else Reader(model=args.reader)
+    reader = Reader(model=args.reader)
     read = {}
     for name, sample in samples.items():
         rows = []

@@ -353,4 +353,7 @@ def test_split_check_setup_splits_by_article_and_takes_a_reader() -> None:
         titles = {data["data"][a]["title"] for _, _, a in questions}
         assert (titles <= set(val_titles)) == (name == "validation")
         assert not (name == "training" and titles & set(val_titles))
-    assert split_check_setup([], description="d", sample=700, sample_help="q")[0].reader is None
+    from qa.read import DEFAULT_READER
+
+    default = split_check_setup([], description="d", sample=700, sample_help="q")[0]
+    assert default.reader == str(DEFAULT_READER)
