@@ -183,10 +183,10 @@ def hard_negatives(questions: list[Example], pool: list[Example]) -> list[Exampl
     bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B)
     bm25.index(corpus, show_progress=False)
     vocab = corpus.vocab
+    asked = bm25s.tokenize([e.question for e in questions], stopwords=BM25_STOPWORDS, return_ids=False,
+                           show_progress=False)
     out = []
-    for e in questions:
-        tokens = bm25s.tokenize([e.question], stopwords=BM25_STOPWORDS, return_ids=False,
-                                show_progress=False)[0]
+    for e, tokens in zip(questions, asked, strict=True):
         ids = [vocab[t] for t in tokens if t in vocab]
         if not ids:
             continue
