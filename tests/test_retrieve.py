@@ -340,20 +340,31 @@ def test_bench_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert rerun["embedded_this_run"] == 0 and "seed_answers" not in rerun
 
 
-def test_split_check_setup_splits_by_article_and_takes_a_reader() -> None:
-    from qa.bench import split_check_setup
-    from qa.train import split_squad
+def test_split_check_setup_splits_by_article_and_takes_a_reader(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
 
+    import qa.bench
+    import qa.train
+    from qa.bench import split_check_setup
+    from qa.read import DEFAULT_READER
+
+    titles = ["Tay", "Avon", "Exe", "Ure", "Wye", "Cam", "Dee", "Fal"]  # held out: Exe, Wye
+    arts = [{"title": t, "paragraphs": [{"context": f"The {t} flows.", "qas": [
+        {"id": t, "question": f" Where does the {t} flow? ", "answers": [{"text": t, "answer_start": 4}]}]}]}
+        for t in titles]
+    squad = tmp_path / "data" / qa.train.SQUAD_FILE
+    squad.parent.mkdir(parents=True)
+    squad.write_text(json.dumps({"version": "1.1", "data": arts}), encoding="utf-8")
+    monkeypatch.setattr(qa.train, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(qa.bench, "DEFAULT_RECALL_FILE", squad)
     args, data, split = split_check_setup(["--reader", "some/folder", "--sample", "5"], description="d",
                                           sample=700, sample_help="questions")
     assert args.reader == "some/folder" and args.sample == 5 and args.top_k == 3
-    _, val_titles = split_squad()
-    for name, questions in split.items():
-        assert questions
-        titles = {data["data"][a]["title"] for _, _, a in questions}
-        assert (titles <= set(val_titles)) == (name == "validation")
-        assert not (name == "training" and titles & set(val_titles))
-    from qa.read import DEFAULT_READER
-
+    assert data["data"] == arts
+    assert split["validation"] == [("Where does the Exe flow?", ["Exe"], 2),
+                                   ("Where does the Wye flow?", ["Wye"], 4)]
+    assert sorted(q for q, _, _ in split["training"]) == sorted(
+        f"Where does the {t} flow?" for t in titles if t not in ("Exe", "Wye"))
     default = split_check_setup([], description="d", sample=700, sample_help="q")[0]
-    assert default.reader == str(DEFAULT_READER)
+    assert default.reader == str(DEFAULT_READER) and default.sample == 700
