@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 import time
@@ -65,6 +66,9 @@ SEED = 13
 #: PROBE_STEPS (the first steps are slow while the device warms up).
 PROBE_FROM = 20
 PROBE_STEPS = 70
+#: ``--answer-lengths`` reports this percentile of the SQuAD training answers' lengths in tokens: the
+#: reader's answer-length limit (``qa.read.MAX_ANSWER_TOKENS``) comes from it.
+ANSWER_LENGTH_PERCENTILE = 99
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,43 @@ def featurize(examples: list[Example], tokenizer, rng: random.Random) -> list[di
                 "end": end_tok,
             })
     return feats
+
+
+def answer_lengths(examples: list[Example], tokenizer) -> list[int]:
+    """Length in tokens of each answerable example's gold answer."""
+    texts = [e.answer for e in examples if e.answer]
+    if not texts:
+        return []
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def percentile(values: list[int], q: float) -> int:
+    """Nearest-rank percentile ``q`` (0 < q <= 100) of a non-empty list."""
+    if not values:
+        raise ValueError("percentile of an empty list: there are no answers to measure")
+    if not 0 < q <= 100:
+        raise ValueError(f"q must be a percentage above 0 and at most 100, got {q!r}")
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def report_answer_lengths(data_dir: Path, tokenizer, mix: dict[str, float]) -> list[str]:
+    """One line per training set of ``mix`` (weight above 0): answer count, length percentiles in tokens."""
+    train_titles, _ = split_squad(data_dir)
+    lines = []
+    for name, weight in mix.items():
+        if weight <= 0:
+            continue
+        path = data_dir / (SQUAD_FILE if name == "squad-train" else name)
+        arts = read_squad(path, name)
+        exs = [e for t, es in arts if name != "squad-train" or t in set(train_titles) for e in es]
+        lengths = answer_lengths(exs, tokenizer)
+        if not lengths:
+            continue
+        lines.append(f"{name}: {len(lengths):,} answers, tokens p50 {percentile(lengths, 50)}, "
+                     f"p95 {percentile(lengths, 95)}, p{ANSWER_LENGTH_PERCENTILE} "
+                     f"{percentile(lengths, ANSWER_LENGTH_PERCENTILE)}, max {max(lengths)}")
+    return lines
 
 
 def batches(feats: list[dict], batch_size: int, rng: random.Random) -> list[list[dict]]:
@@ -434,6 +475,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--write-validation", default=None, help="write the SQuAD validation file and exit")
     p.add_argument("--export", action="store_true",
                    help="export the work folder's checkpoint to --out and exit")
+    p.add_argument("--answer-lengths", action="store_true",
+                   help="print each training set's answer lengths in tokens (percentiles) and exit")
     args = p.parse_args(argv)
     try:
         args.mix = parse_mix(args.mix)  # checked once, before any work; train() uses the result
@@ -452,6 +495,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not Path(args.data_dir).is_dir():
         sys.exit(f"data folder not found: {args.data_dir} (expected ../shared/data beside the repo)")
+    if args.answer_lengths:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.base or default_base_model())
+        print("\n".join(report_answer_lengths(Path(args.data_dir), tokenizer, args.mix)))
+        return
     train(args)
 
 

@@ -63,7 +63,7 @@ def test_import_is_light() -> None:
 def test_constants() -> None:
     assert DEFAULT_READER.name == "reader_model"
     assert 0.0 < DEFAULT_THRESHOLD < 1.0
-    assert MAX_ANSWER_TOKENS == 30
+    assert MAX_ANSWER_TOKENS == 22
 
 
 def test_missing_folder_says_what_to_do(tmp_path: Path) -> None:

@@ -181,3 +181,30 @@ def test_bad_options_are_refused_before_any_work(tmp_path: Path, capsys: pytest.
 def test_training_without_data_says_where_it_looked(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="data folder not found"):
         train.main(["--data-dir", str(tmp_path / "missing"), "--work-dir", str(tmp_path / "w")])
+
+
+def test_answer_lengths_and_percentiles(data_dir: Path, tiny_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    ex = train.Example("q", "Who?", "Ada Lovelace wrote it.", "Ada Lovelace", 0, "g")
+    none = train.Example("n", "Who?", "Nobody.", "", -1, "generated-negative")
+    assert train.answer_lengths([ex, none], tok) == [len(tok.tokenize("Ada Lovelace"))]
+    assert train.answer_lengths([none], tok) == []
+    values = list(range(1, 101))
+    assert [train.percentile(values, q) for q in (1, 50, 99, 100)] == [1, 50, 99, 100]
+    assert train.percentile([7], 99) == 7
+    with pytest.raises(ValueError, match="no answers"):
+        train.percentile([], 50)
+    with pytest.raises(ValueError, match="percentage"):
+        train.percentile(values, 0)
+    lines = train.report_answer_lengths(data_dir, tok, train.parse_mix(ONLY_SQUAD))
+    assert len(lines) == 1 and lines[0].startswith("squad-train: 18 answers, tokens p50 ")
+
+
+def test_answer_lengths_command_prints_a_line_per_set(data_dir: Path, tiny_model_dir: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    train.main(["--data-dir", str(data_dir), "--base", str(tiny_model_dir), "--answer-lengths",
+                "--mix", *ONLY_SQUAD])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "p99" in out[0] and "max" in out[0]
