@@ -83,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--reader-only", action="store_true", help="give each question its own context")
     p.add_argument("--calibration", type=int, default=0, metavar="N",
-                   help="instead: N answerable questions (fixed sample) plus as many generated "
-                        "unanswerable pairs, reader-only; prints the threshold scan and calibration table")
+                   help="instead: N answerable questions (fixed sample), each also paired with a random "
+                        "and a look-alike (BM25) paragraph of another article as unanswerable, reader-only; "
+                        "prints the threshold scan and calibration table")
     p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
     _reader_args(p)
     _floor_arg(p)

@@ -307,6 +307,33 @@ def negative_pairs(items: Sequence[EvalItem], *, seed: int = NEGATIVE_SEED) -> l
     return out
 
 
+def lookalike_pairs(items: Sequence[EvalItem]) -> list[EvalItem]:
+    """Each answerable question with its look-alike: the BM25-best paragraph of another article.
+
+    The paragraph holds none of the question's answers; these are the passages a real corpus offers
+    when it does not answer (harder to reject than ``negative_pairs``). Questions without such a
+    paragraph are left out. The search is ``qa.train.hard_negatives``, the chatbot's BM25 settings.
+    """
+    from qa.train import Example, hard_negatives
+
+    examples = [Example(it.qid, it.question, it.context, it.answers[0] if it.answers else "",
+                        it.answer_starts[0] if it.answers else -1, "eval", it.title) for it in items]
+    wanted = [e for e in examples if e.answer]
+    if not wanted:
+        return []
+    by_id = {it.qid: it for it in items}
+    out = []
+    for neg in hard_negatives(wanted, examples):
+        it = by_id[neg.qid.removesuffix("-hard")]
+        if any(a.lower() in neg.context.lower() for a in it.answers):
+            continue
+        title = next(e.doc for e in examples if e.context == neg.context)
+        out.append(EvalItem(qid=f"{it.qid}-lookalike", question=it.question, context=neg.context,
+                            answers=(), answer_starts=(), title=title, paragraph=it.paragraph,
+                            article=it.article))
+    return out
+
+
 def sample_answerable(items: Sequence[EvalItem], n: int, *, seed: int = NEGATIVE_SEED) -> list[EvalItem]:
     """A fixed random sample of ``n`` answerable items (all of them when there are fewer), in file order."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -320,10 +347,19 @@ def sample_answerable(items: Sequence[EvalItem], n: int, *, seed: int = NEGATIVE
 
 def calibration(path_or_items: str | Path | Iterable[EvalItem], reader: Any, *,
                 negatives: bool = True, progress: bool = False) -> dict[str, Any]:
-    """Scan abstention thresholds and tabulate confidence vs correctness (right: F1 >= 50) reader-only."""
+    """Scan abstention thresholds and tabulate confidence vs correctness (right: F1 >= 50) reader-only.
+
+    ``negatives``: add two unanswerable pairs per question, one with a random paragraph of another
+    article (``negative_pairs``) and one with a look-alike (``lookalike_pairs``). The best threshold
+    maximises accuracy over all pairs (ties: the one nearer 0.5).
+    """
     items = _items(path_or_items)
+    lookalike: set[int] = set()
     if negatives:
+        found = lookalike_pairs(items)
         items = items + negative_pairs(items)
+        lookalike = set(range(len(items), len(items) + len(found)))
+        items = items + found
     if not items:
         raise ValueError("no questions to calibrate on")
     from tqdm import tqdm
@@ -341,6 +377,7 @@ def calibration(path_or_items: str | Path | Iterable[EvalItem], reader: Any, *,
         right.append(item.answerable and f1(spans[0].text, item.answers) >= RIGHT_F1)
     has = [k for k, it in enumerate(items) if it.answerable]
     no = [k for k, it in enumerate(items) if not it.answerable]
+    other = [k for k in no if k not in lookalike]  # the file's own unanswerables and random pairs
     rows = []
     for t in THRESHOLDS:
         ok = sum(right[k] for k in has if scores[k] >= t) + sum(scores[k] < t for k in no)
@@ -348,7 +385,8 @@ def calibration(path_or_items: str | Path | Iterable[EvalItem], reader: Any, *,
             "threshold": t,
             "accuracy": _pct(ok, len(items)),
             "answered_right": _pct(sum(right[k] for k in has if scores[k] >= t), len(has)),
-            "no_answer_accuracy": _pct(sum(scores[k] < t for k in no), len(no)),
+            "no_answer_accuracy": _pct(sum(scores[k] < t for k in other), len(other)),
+            "lookalike_no_answer_accuracy": _pct(sum(scores[k] < t for k in lookalike), len(lookalike)),
             "false_abstentions": _pct(sum(scores[k] < t for k in has), len(has)),
         })
     best = max(rows, key=lambda r: (r["accuracy"], -abs(r["threshold"] - 0.5)))
@@ -362,6 +400,7 @@ def calibration(path_or_items: str | Path | Iterable[EvalItem], reader: Any, *,
         "questions": len(items),
         "answerable": len(has),
         "unanswerable": len(no),
+        "lookalike": len(lookalike),
         "right_means": f"F1 >= {RIGHT_F1:g} (SQuAD v1.1 normalisation); answering an unanswerable is wrong",
         "best_threshold": best["threshold"],
         "best_accuracy": best["accuracy"],

@@ -13,10 +13,11 @@ from qa.schema import Hit, Passage, Span
 
 #: The project's trained reader (``save_pretrained`` layout), written by ``qa train-reader``.
 DEFAULT_READER = Path(__file__).parent / "reader_model"
-#: Abstain when the best span's confidence is below this: the highest threshold within half a point of the
-#: best accuracy (answerable right + unanswerable abstained) of ``qa eval VAL --calibration 500`` (500 SQuAD
-#: validation questions plus 500 generated unanswerable pairs; shipped model in int8: 88.5 % against 88.8 %
-#: at 0.1; 0.35 gives 88.3 %; see reader_model/README.md). Re-tune for a new model.
+#: Abstain when the best span's confidence is below this: the best accuracy (answerable right +
+#: unanswerable abstained; ties go to the threshold nearer 0.5) of ``qa eval VAL --calibration 500``:
+#: 500 SQuAD validation questions, each also paired with a random and with a look-alike (BM25)
+#: paragraph of another article. Shipped model in int8: 88.59 % at 0.2-0.3, 88.52 % at 0.35; see
+#: reader_model/README.md. Re-tune for a new model.
 DEFAULT_THRESHOLD = 0.3
 #: Longest answer, in tokens: the 99th percentile of the SQuAD training answers' lengths
 #: (``python -m qa.train --answer-lengths``: p50 3, p95 13, p99 22). Longer spans are mostly lists or

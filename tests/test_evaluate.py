@@ -18,6 +18,7 @@ from qa.evaluate import (
     exact_match,
     f1,
     load_squad,
+    lookalike_pairs,
     negative_pairs,
     normalize_answer,
 )
@@ -303,18 +304,36 @@ def test_negative_pairs_are_other_articles_and_deterministic(squad_file: Path) -
         negative_pairs([it for it in items if it.title == "Mill"])
 
 
+def test_lookalike_pairs_are_the_closest_paragraph_of_another_article(squad_file: Path) -> None:
+    items = load_squad(squad_file)
+    pairs = lookalike_pairs(items)
+    asked = {it.qid: it for it in items}
+    assert [p.qid for p in pairs] == [f"{q}-lookalike" for q in ("q1", "q2", "q4", "q5", "q6")]
+    for p in pairs:
+        it = asked[p.qid.removesuffix("-lookalike")]
+        assert p.question == it.question and p.answers == () and p.title != it.title
+        assert not any(a.lower() in p.context.lower() for a in it.answers)
+    # the glass-floats question gets a Mill paragraph; "mill" and "wheel" words make either a candidate
+    assert pairs[-1].context in (CTX_A0, CTX_A1) and pairs[0].context == CTX_B0
+    assert lookalike_pairs(items) == pairs
+    assert lookalike_pairs([it for it in items if not it.answerable]) == []
+
+
 def test_calibration(squad_file: Path) -> None:
     out = calibration(squad_file, FakeReader(TABLE))
-    assert out["questions"] == 12 and out["answerable"] == 5 and out["unanswerable"] == 7
+    # 6 questions (5 answerable) + 6 random pairs + 5 look-alike pairs
+    assert out["questions"] == 17 and out["answerable"] == 5 and out["unanswerable"] == 12
+    assert out["lookalike"] == 5
     assert [r["threshold"] for r in out["thresholds"]] == list(THRESHOLDS)
     assert "F1" in out["right_means"]
     row = {r["threshold"]: r for r in out["thresholds"]}
     # right answers: q1 (0.9), q2 (0.8, F1 67), q4 (0.95), q5 (0.3); wrong: q6 (0.7) and every negative (0.1)
     assert row[0.5]["false_abstentions"] == pytest.approx(20.0)
-    assert row[0.5]["no_answer_accuracy"] == 100.0
-    assert row[0.5]["accuracy"] == pytest.approx(100 * (3 + 7) / 12, abs=0.01)
-    assert row[0.25]["accuracy"] == pytest.approx(100 * (4 + 7) / 12, abs=0.01)
-    assert out["best_threshold"] <= 0.3 and out["best_accuracy"] == pytest.approx(100 * 11 / 12, abs=0.01)
+    assert row[0.5]["no_answer_accuracy"] == 100.0 and row[0.5]["lookalike_no_answer_accuracy"] == 100.0
+    assert row[0.05]["lookalike_no_answer_accuracy"] == 0.0
+    assert row[0.5]["accuracy"] == pytest.approx(100 * (3 + 12) / 17, abs=0.01)
+    assert row[0.25]["accuracy"] == pytest.approx(100 * (4 + 12) / 17, abs=0.01)
+    assert out["best_threshold"] <= 0.3 and out["best_accuracy"] == pytest.approx(100 * 16 / 17, abs=0.01)
     table = {r["confidence_above"]: r for r in out["calibration"]}
     assert table[0.5]["answered"] == 4 and table[0.5]["right"] == pytest.approx(75.0)
     assert table[0.9]["answered"] == 1 and table[0.9]["right"] == 100.0
@@ -405,6 +424,6 @@ def test_cli_calibration_prints_the_threshold_scan(squad_file: Path, tiny_model_
     rc = main(["eval", str(squad_file), "--calibration", "3", "--reader", str(tiny_model_dir), "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["answerable"] == 3 and out["unanswerable"] == 3
+    assert out["answerable"] == 3 and out["unanswerable"] == 6 and out["lookalike"] == 3
     assert {r["threshold"] for r in out["thresholds"]} >= {0.25, 0.5}
     assert [row["confidence_above"] for row in out["calibration"]] == [0.5, 0.7, 0.9]
