@@ -322,14 +322,14 @@ def lookalike_pairs(items: Sequence[EvalItem]) -> list[EvalItem]:
     if not wanted:
         return []
     by_id = {it.qid: it for it in items}
+    title_of = {e.context: e.doc for e in examples}
     out = []
     for neg in hard_negatives(wanted, examples):
         it = by_id[neg.qid.removesuffix("-hard")]
         if any(a.lower() in neg.context.lower() for a in it.answers):
             continue
-        title = next(e.doc for e in examples if e.context == neg.context)
         out.append(EvalItem(qid=f"{it.qid}-lookalike", question=it.question, context=neg.context,
-                            answers=(), answer_starts=(), title=title, paragraph=it.paragraph,
+                            answers=(), answer_starts=(), title=title_of[neg.context], paragraph=it.paragraph,
                             article=it.article))
     return out
 
@@ -356,10 +356,11 @@ def calibration(path_or_items: str | Path | Iterable[EvalItem], reader: Any, *,
     items = _items(path_or_items)
     lookalike: set[int] = set()
     if negatives:
+        random_pairs = negative_pairs(items)  # raises first when there is only one article
         found = lookalike_pairs(items)
-        items = items + negative_pairs(items)
-        lookalike = set(range(len(items), len(items) + len(found)))
-        items = items + found
+        start = len(items) + len(random_pairs)
+        lookalike = set(range(start, start + len(found)))
+        items = items + random_pairs + found
     if not items:
         raise ValueError("no questions to calibrate on")
     from tqdm import tqdm
