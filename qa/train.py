@@ -139,17 +139,24 @@ def parse_mix(items: list[str]) -> dict[str, float]:
     return mix
 
 
+def training_pools(data_dir: Path, mix: dict[str, float]) -> dict[str, list[Example]]:
+    """All answerable examples of each set ``mix`` draws from (weight above 0); SQuAD: training articles."""
+    train_titles = set(split_squad(data_dir)[0])
+    pools: dict[str, list[Example]] = {}
+    for name, weight in mix.items():
+        if weight <= 0:
+            continue
+        path = data_dir / (SQUAD_FILE if name == "squad-train" else name)
+        pools[name] = [e for t, exs in read_squad(path, name) if name != "squad-train" or t in train_titles
+                       for e in exs]
+    return pools
+
+
 def training_examples(data_dir: Path, rng: random.Random, mix: dict[str, float] | None = None, *,
                       hard_rate: float = HARD_NEGATIVE_RATE) -> list[Example]:
     """One epoch of examples by ``mix`` (default ``MIX``), plus random and (``hard_rate``) hard negatives."""
     mix = MIX if mix is None else mix
-    train_titles, _ = split_squad(data_dir)
-    pools: dict[str, list[Example]] = {}
-    for arts in [read_squad(data_dir / SQUAD_FILE, "squad-train")]:
-        pools["squad-train"] = [e for t, exs in arts if t in set(train_titles) for e in exs]
-    for name in mix:
-        if name != "squad-train" and mix[name] > 0:
-            pools[name] = [e for _, exs in read_squad(data_dir / name, name) for e in exs]
+    pools = training_pools(data_dir, mix)
     out: list[Example] = []
     for name, weight in mix.items():
         pool = pools.get(name, [])
@@ -256,14 +263,8 @@ def percentile(values: list[int], q: float) -> int:
 
 def report_answer_lengths(data_dir: Path, tokenizer, mix: dict[str, float]) -> list[str]:
     """One line per training set of ``mix`` (weight above 0): answer count, length percentiles in tokens."""
-    train_titles, _ = split_squad(data_dir)
     lines = []
-    for name, weight in mix.items():
-        if weight <= 0:
-            continue
-        path = data_dir / (SQUAD_FILE if name == "squad-train" else name)
-        arts = read_squad(path, name)
-        exs = [e for t, es in arts if name != "squad-train" or t in set(train_titles) for e in es]
+    for name, exs in training_pools(data_dir, mix).items():
         lengths = answer_lengths(exs, tokenizer)
         if not lengths:
             continue
