@@ -6,7 +6,8 @@ one when started again with the same arguments. ``--out`` receives the final wei
 ``save_pretrained`` layout (safetensors, half precision).
 
 The split is fixed and by article (see ``split_squad``); the article in ``seeds/`` never enters
-training or tuning.
+training or tuning. ``--teacher`` distils: the mean start/end logits of other QA models become soft
+targets beside the gold labels (``distill_loss``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SQUAD_FILE = "squad/squad-v1.1-dev-40.json"
@@ -66,6 +68,17 @@ SEED = 13
 #: PROBE_STEPS (the first steps are slow while the device warms up).
 PROBE_FROM = 20
 PROBE_STEPS = 70
+#: After the first sizing, the step count is fixed again from the speed of each next RESIZE_EVERY steps
+#: until RESIZE_UNTIL of the budget has passed (a device that speeds up or slows down, as when other runs
+#: share it, still ends its schedule inside the budget).
+RESIZE_EVERY = 200
+RESIZE_UNTIL = 0.5
+#: Distillation (``--teacher``): the share of the loss that comes from the teachers' softened start and
+#: end distributions (the rest from the gold labels), and the softmax temperature that softens them.
+DISTILL_WEIGHT = 0.7
+TEMPERATURE = 2.0
+#: Windows per forward pass when the teachers' logits are computed.
+TEACHER_BATCH = 64
 #: ``--answer-lengths`` reports this percentile of the SQuAD training answers' lengths in tokens: the
 #: reader's answer-length limit (``qa.read.MAX_ANSWER_TOKENS``) comes from it.
 ANSWER_LENGTH_PERCENTILE = 99
@@ -210,15 +223,20 @@ def hard_negatives(questions: list[Example], pool: list[Example]) -> list[Exampl
     return out
 
 
-def featurize(examples: list[Example], tokenizer, rng: random.Random) -> list[dict]:
+def featurize(examples: list[Example], tokenizer, rng: random.Random, *, max_length: int | None = None,
+              stride: int | None = None) -> list[dict]:
     """Tokenize into windows with start/end token labels (0/0 = no answer in this window)."""
+    max_length = max_length or MAX_LENGTH
+    stride = stride or STRIDE
+    if stride >= max_length // 2:
+        raise ValueError(f"stride {stride} must be under half the window length {max_length}")
     feats: list[dict] = []
     step = 1000
     for i in range(0, len(examples), step):
         chunk = examples[i : i + step]
         enc = tokenizer(
             [e.question for e in chunk], [e.context for e in chunk], truncation="only_second",
-            max_length=MAX_LENGTH, stride=STRIDE, return_overflowing_tokens=True,
+            max_length=max_length, stride=stride, return_overflowing_tokens=True,
             return_offsets_mapping=True, padding=False,
         )
         for j, ids in enumerate(enc["input_ids"]):
@@ -297,8 +315,16 @@ def collate(batch: list[dict], pad_id: int):
         mask[i, :k] = 1
     start = torch.tensor([f["start"] for f in batch])
     end = torch.tensor([f["end"] for f in batch])
-    return {"input_ids": ids, "token_type_ids": tt, "attention_mask": mask,
-            "start_positions": start, "end_positions": end}
+    out = {"input_ids": ids, "token_type_ids": tt, "attention_mask": mask,
+           "start_positions": start, "end_positions": end}
+    if "t_start" in batch[0]:  # the teachers' logits (``teacher_logits``); padding is masked in the loss
+        t_start = torch.zeros(ids.shape, dtype=torch.float32)
+        t_end = torch.zeros(ids.shape, dtype=torch.float32)
+        for i, f in enumerate(batch):
+            t_start[i, : len(f["t_start"])] = torch.as_tensor(f["t_start"])
+            t_end[i, : len(f["t_end"])] = torch.as_tensor(f["t_end"])
+        out["t_start"], out["t_end"] = t_start, t_end
+    return out
 
 
 def lr_factor(step: int, total: int, warmup: float) -> float:
@@ -313,6 +339,74 @@ def steps_in_budget(step: int, total: int, elapsed_s: float, budget_s: float, st
         raise ValueError("measure the speed of a few steps before sizing the run")
     fits = step + int(max(0.0, budget_s - elapsed_s) * steps_per_s)
     return max(step, min(total, fits))
+
+
+def teacher_logits(feats: list[dict], teachers: list[str], pad_id: int, *, device: str = "cpu",
+                   bf16: bool = False) -> tuple[Any, Any, Any]:
+    """The teachers' mean start and end logits for every window: two flat arrays and each window's offset."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    lengths = np.array([len(f["input_ids"]) for f in feats], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    start = np.zeros(int(offsets[-1]), dtype=np.float32)
+    end = np.zeros(int(offsets[-1]), dtype=np.float32)
+    order = np.argsort(lengths, kind="stable")  # windows of like length together: little padding
+    for path in teachers:
+        model = AutoModelForQuestionAnswering.from_pretrained(path, dtype=torch.float32).to(device).eval()
+        t0 = time.time()
+        for i in range(0, len(order), TEACHER_BATCH):
+            idx = order[i : i + TEACHER_BATCH]
+            batch = collate([feats[k] for k in idx], pad_id)
+            inputs = {k: batch[k].to(device) for k in ("input_ids", "token_type_ids", "attention_mask")}
+            with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+                out = model(**inputs)
+            s, e = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
+            for row, k in enumerate(idx):
+                a, n = int(offsets[k]), int(lengths[k])
+                start[a : a + n] += s[row, :n] / len(teachers)
+                end[a : a + n] += e[row, :n] / len(teachers)
+        print(f"teacher {path}: {len(feats)} windows in {time.time() - t0:.0f}s", flush=True)
+    return start, end, offsets
+
+
+def distill_loss(start: Any, end: Any, t_start: Any, t_end: Any, mask: Any,
+                 temperature: float = TEMPERATURE) -> Any:
+    """KL divergence of the student's start/end distributions from the teachers', softened, times T²."""
+    import torch.nn.functional as F  # noqa: N812
+
+    keep = mask.bool()
+    loss = 0.0
+    for s, t in ((start, t_start), (end, t_end)):
+        s = s.float().masked_fill(~keep, -1e4) / temperature
+        t = t.float().masked_fill(~keep, -1e4) / temperature
+        loss = loss + F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True,
+                               reduction="batchmean")
+    return loss / 2 * temperature**2
+
+
+def attach_teacher(feats: list[dict], work: Path, teachers: list[str], pad_id: int, *, device: str,
+                   bf16: bool) -> None:
+    """Add each window's teacher logits (``t_start``, ``t_end``), computed once and kept in ``work``."""
+    import numpy as np
+
+    path = work / "teacher-logits.npz"
+    names = json.dumps([str(t) for t in teachers])
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            start, end, offsets, saved = z["start"], z["end"], z["offsets"], str(z["teachers"])
+        if saved != names or len(offsets) != len(feats) + 1:
+            raise SystemExit(f"{path} holds other teachers or windows ({saved}): delete it to recompute")
+        print(f"teacher logits from {path}", flush=True)
+    else:
+        start, end, offsets = teacher_logits(feats, teachers, pad_id, device=device, bf16=bf16)
+        tmp = work / "teacher-logits.tmp.npz"
+        np.savez(tmp, start=start, end=end, offsets=offsets, teachers=np.array(names))
+        tmp.replace(path)
+    for k, f in enumerate(feats):
+        a, b = int(offsets[k]), int(offsets[k + 1])
+        f["t_start"], f["t_end"] = start[a:b], end[a:b]
 
 
 def default_base_model() -> str:
@@ -341,13 +435,13 @@ def train(args: argparse.Namespace) -> None:
     if feats_path.exists():
         feats = [json.loads(line) for line in feats_path.open()]
         print(f"{len(feats)} windows from {feats_path} (delete it to tokenize again with other data "
-              f"settings: --mix, --hard-negatives, --seed, --limit)", flush=True)
+              f"settings: --mix, --hard-negatives, --seed, --limit, --max-length, --stride)", flush=True)
     else:
         t0 = time.time()
         exs = training_examples(Path(args.data_dir), rng, args.mix, hard_rate=args.hard_negatives)
         if args.limit:
             exs = exs[: args.limit]
-        feats = featurize(exs, tokenizer, rng)
+        feats = featurize(exs, tokenizer, rng, max_length=args.max_length, stride=args.stride)
         with feats_path.open("w") as f:
             for ft in feats:
                 f.write(json.dumps(ft) + "\n")
@@ -364,6 +458,8 @@ def train(args: argparse.Namespace) -> None:
         print(f"skipping the first {args.skip} batches; {len(all_batches)} left", flush=True)
     total = min(len(all_batches), args.max_steps or len(all_batches))
 
+    if args.teacher:
+        attach_teacher(feats, work, args.teacher, tokenizer.pad_token_id, device=device, bf16=args.bf16)
     model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32).to(device)
     if args.init:
         state = torch.load(args.init, map_location=device, weights_only=True)
@@ -385,13 +481,20 @@ def train(args: argparse.Namespace) -> None:
             torch.set_rng_state(state["rng"].cpu())
         print(f"resumed at step {step}/{total}", flush=True)
     sized = not args.minutes or step > 0
+    cap, budget_s, next_probe = total, args.minutes * 60, PROBE_STEPS
     model.train()
     t0, seen, loss_avg = time.time(), 0, None
     while step < total:
         batch = collate(all_batches[step], tokenizer.pad_token_id)
         batch = {k: v.to(device) for k, v in batch.items()}
+        soft = {k: batch.pop(k) for k in ("t_start", "t_end") if k in batch}
         with torch.autocast(device, dtype=torch.bfloat16, enabled=args.bf16):
-            loss = model(**batch).loss
+            out = model(**batch)
+        loss = out.loss
+        if soft:
+            kd = distill_loss(out.start_logits, out.end_logits, soft["t_start"], soft["t_end"],
+                              batch["attention_mask"], args.temperature)
+            loss = (1 - args.distill_weight) * loss + args.distill_weight * kd
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -402,12 +505,15 @@ def train(args: argparse.Namespace) -> None:
         loss = loss.detach()  # a running mean on the device: no host sync per step
         loss_avg = loss if loss_avg is None else 0.98 * loss_avg + 0.02 * loss
         if not sized and step == PROBE_FROM:
-            t_probe = time.time()
-        if not sized and step == PROBE_STEPS:
-            rate = (PROBE_STEPS - PROBE_FROM) / (time.time() - t_probe)
-            total = plan["total"] = steps_in_budget(step, total, time.time() - t0, args.minutes * 60, rate)
-            sized = True
-            print(f"{args.minutes:g} min budget: {total} steps (repeat with --max-steps {total})", flush=True)
+            t_probe, probe_from = time.time(), step
+        if not sized and step == next_probe:
+            now = time.time()
+            rate = (step - probe_from) / (now - t_probe)
+            total = plan["total"] = steps_in_budget(step, cap, now - t0, budget_s, rate)
+            sized = step >= total or now - t0 > RESIZE_UNTIL * budget_s
+            t_probe, probe_from, next_probe = now, step, step + RESIZE_EVERY
+            print(f"{args.minutes:g} min budget at step {step} ({rate:.1f} steps/s): {total} steps"
+                  + (f" (repeat with --max-steps {total})" if sized else ""), flush=True)
         if step % args.log_every == 0 or step == total:
             el = time.time() - t0
             qps = seen / el
@@ -451,7 +557,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--max-steps", type=int, default=0)
     p.add_argument("--minutes", type=float, default=0,
-                   help="time budget: after the first 70 steps, shorten the schedule to what fits")
+                   help="time budget: from the speed of the first 70 steps, and again every 200 steps "
+                        "over the first half of the budget, shorten the schedule to what fits")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     p.add_argument("--lr", type=float, default=LEARNING_RATE)
     p.add_argument("--warmup", type=float, default=WARMUP, help="share of steps spent warming up")
@@ -466,6 +573,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--hard-negatives", type=float, default=HARD_NEGATIVE_RATE, metavar="RATE",
                    help="share of questions also paired with a look-alike paragraph of another document "
                         "(BM25), labelled no answer (default 0)")
+    p.add_argument("--teacher", nargs="+", default=[], metavar="MODEL",
+                   help="distil from these QA model folders: their mean start/end logits become soft "
+                        "targets (computed once, kept in the work folder)")
+    p.add_argument("--distill-weight", type=float, default=DISTILL_WEIGHT,
+                   help=f"share of the loss from the teachers (default {DISTILL_WEIGHT})")
+    p.add_argument("--temperature", type=float, default=TEMPERATURE,
+                   help=f"softmax temperature of distillation (default {TEMPERATURE})")
+    p.add_argument("--max-length", type=int, default=MAX_LENGTH, help="window length in tokens")
+    p.add_argument("--stride", type=int, default=STRIDE, help="tokens shared by neighbouring windows")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--prepare", action="store_true",
                    help="write the work folder's features.jsonl (tokenized windows) and exit")
@@ -485,6 +601,15 @@ def main(argv: list[str] | None = None) -> None:
         p.error(str(err))
     if not 0 <= args.hard_negatives <= 1:
         p.error(f"--hard-negatives must be a share from 0 to 1, got {args.hard_negatives:g}")
+    if args.max_length < 32 or not 0 < args.stride < args.max_length // 2:
+        p.error(f"--max-length must be 32 or more and --stride from 1 to under half of it, got "
+                f"{args.max_length} and {args.stride}")
+    if not 0 <= args.distill_weight <= 1 or args.temperature <= 0:
+        p.error(f"--distill-weight must be a share from 0 to 1 and --temperature above 0, got "
+                f"{args.distill_weight:g} and {args.temperature:g}")
+    missing = [t for t in args.teacher if not Path(t).is_dir()]
+    if missing:
+        p.error(f"--teacher: no model folder at {', '.join(missing)}")
     if args.minutes < 0:
         p.error(f"--minutes must be 0 (no budget) or more, got {args.minutes:g}")
     if args.export:
@@ -494,7 +619,8 @@ def main(argv: list[str] | None = None) -> None:
         n = write_validation_file(Path(args.write_validation), Path(args.data_dir))
         print(f"wrote {n} validation questions to {args.write_validation}")
         return
-    if not Path(args.data_dir).is_dir():
+    made = (Path(args.work_dir) / "features.jsonl").exists() and not args.answer_lengths
+    if not Path(args.data_dir).is_dir() and not made:  # kept features need no data folder
         sys.exit(f"data folder not found: {args.data_dir} (expected ../shared/data beside the repo)")
     if args.answer_lengths:
         from transformers import AutoTokenizer

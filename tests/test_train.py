@@ -108,6 +108,65 @@ def test_featurize_labels_point_at_the_answer(data_dir: Path, tiny_model_dir: Pa
         assert text.capitalize() in CITIES
 
 
+def test_featurize_takes_the_window_length_and_stride(data_dir: Path, tiny_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    exs = [e for e in train.training_examples(data_dir, random.Random(0), train.parse_mix(ONLY_SQUAD))
+           if e.answer]
+    short = train.featurize(exs, tok, random.Random(0), max_length=32, stride=8)
+    whole = train.featurize(exs, tok, random.Random(0), max_length=128, stride=32)
+    assert max(len(f["input_ids"]) for f in short) <= 32 < max(len(f["input_ids"]) for f in whole)
+    with pytest.raises(ValueError, match="stride"):
+        train.featurize(exs, tok, random.Random(0), max_length=32, stride=16)
+
+
+def test_distill_loss_compares_distributions_over_real_tokens_only() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    teacher = torch.randn(2, 6), torch.randn(2, 6)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
+    same = train.distill_loss(teacher[0], teacher[1], teacher[0], teacher[1], mask)
+    assert same.item() == pytest.approx(0.0, abs=1e-6)
+    other = train.distill_loss(torch.randn(2, 6), torch.randn(2, 6), *teacher, mask)
+    assert other.item() > 0.01
+    padded = teacher[0].clone(), teacher[1].clone()
+    padded[0][1, 4:] = 50.0  # what the student says on padding does not count
+    assert train.distill_loss(*padded, *teacher, mask).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_teacher_logits_are_the_teachers_mean_and_are_kept(data_dir: Path, tiny_model_dir: Path,
+                                                          tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    exs = train.training_examples(data_dir, random.Random(0), train.parse_mix(ONLY_SQUAD))
+    feats = train.featurize(exs, tok, random.Random(0), max_length=48, stride=8)
+    other = _other_teacher(tiny_model_dir, tmp_path / "other-teacher")
+    start, end, offsets = train.teacher_logits(feats, [str(tiny_model_dir), str(other)], tok.pad_token_id)
+    assert len(offsets) == len(feats) + 1 and len(start) == len(end) == offsets[-1]
+    f = feats[-1]
+    ids = torch.tensor([f["input_ids"]])
+    with torch.no_grad():
+        types = torch.tensor([f["token_type_ids"]])
+        outs = [AutoModelForQuestionAnswering.from_pretrained(str(m))(input_ids=ids, token_type_ids=types)
+                for m in (tiny_model_dir, other)]
+    mean = (outs[0].start_logits + outs[1].start_logits)[0] / 2
+    assert torch.allclose(torch.tensor(start[offsets[-2]:]), mean, atol=1e-4)
+
+    work = tmp_path / "work"
+    work.mkdir()
+    train.attach_teacher(feats, work, [str(tiny_model_dir)], tok.pad_token_id, device="cpu", bf16=False)
+    assert (work / "teacher-logits.npz").is_file()
+    assert all(len(f["t_start"]) == len(f["input_ids"]) == len(f["t_end"]) for f in feats)
+    batch = train.collate(feats[:3], tok.pad_token_id)
+    assert batch["t_start"].shape == batch["input_ids"].shape
+    with pytest.raises(SystemExit, match="delete it"):  # kept logits of other teachers are not reused
+        train.attach_teacher(feats, work, [str(other)], tok.pad_token_id, device="cpu", bf16=False)
+
+
 def test_schedule_and_budget() -> None:
     assert train.lr_factor(0, 100, 0.1) == pytest.approx(0.1)
     assert train.lr_factor(9, 100, 0.1) == pytest.approx(1.0)
@@ -170,8 +229,50 @@ def test_training_resumes_after_an_interruption_as_if_never_stopped(
     assert text[span.start:span.end] == span.text
 
 
+def _other_teacher(tiny_model_dir: Path, folder: Path) -> Path:
+    """The tiny model with a fresh span head: a teacher that disagrees with it."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    torch.manual_seed(1)
+    model = AutoModelForQuestionAnswering.from_pretrained(str(tiny_model_dir))
+    model.qa_outputs.reset_parameters()
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(tiny_model_dir)).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_distillation_moves_the_student_towards_the_teacher(data_dir: Path, tiny_model_dir: Path,
+                                                           tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    teacher = _other_teacher(tiny_model_dir, tmp_path / "teacher")
+    work, out = tmp_path / "work", tmp_path / "out"
+    args = _train_args(data_dir, tiny_model_dir, work, out)
+    args[args.index("--max-steps") + 1] = "12"
+    train.main([*args, "--teacher", str(teacher), "--distill-weight", "1", "--max-length", "64",
+                "--stride", "16"])
+    assert max(len(json.loads(line)["input_ids"]) for line in (work / "features.jsonl").open()) <= 64
+    feats = [json.loads(line) for line in (work / "features.jsonl").open()]
+    train.attach_teacher(feats, work, [str(teacher)], 0, device="cpu", bf16=False)  # the kept logits
+    batch = train.collate(feats, 0)
+
+    def gap(model_dir: Path) -> float:
+        with torch.no_grad():
+            o = AutoModelForQuestionAnswering.from_pretrained(str(model_dir))(
+                input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                attention_mask=batch["attention_mask"])
+        return train.distill_loss(o.start_logits, o.end_logits, batch["t_start"], batch["t_end"],
+                                  batch["attention_mask"]).item()
+
+    assert gap(out) < 0.8 * gap(tiny_model_dir)
+
+
 def test_bad_options_are_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    for bad in (["--mix", "nope.json=1"], ["--minutes", "-1"], ["--hard-negatives", "2"]):
+    for bad in (["--mix", "nope.json=1"], ["--minutes", "-1"], ["--hard-negatives", "2"],
+                ["--teacher", str(tmp_path / "none")], ["--distill-weight", "2"], ["--stride", "200"]):
         with pytest.raises(SystemExit):
             train.main([*bad, "--work-dir", str(tmp_path / "w")])
         assert bad[0] in capsys.readouterr().err
