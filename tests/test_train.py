@@ -179,6 +179,27 @@ def test_schedule_and_budget() -> None:
         train.steps_in_budget(70, 100, 1.0, 60.0, 0.0)
 
 
+@pytest.mark.slow
+def test_a_time_budget_is_sized_again_during_the_run(data_dir: Path, tiny_model_dir: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    import torch
+
+    clock = iter(range(10**6))  # every look at the clock is one second later: a slow, steady device
+    monkeypatch.setattr(train.time, "time", lambda: float(next(clock)))
+    monkeypatch.setattr(train, "PROBE_FROM", 2)
+    monkeypatch.setattr(train, "PROBE_STEPS", 4)
+    monkeypatch.setattr(train, "RESIZE_EVERY", 4)
+    args = _train_args(data_dir, tiny_model_dir, tmp_path / "w", tmp_path / "out")
+    args[args.index("--max-steps") + 1] = "400"
+    train.main([*args, "--epochs", "40", "--minutes", "1", "--save-every", "1000", "--log-every", "1000"])
+    sizings = [line for line in capsys.readouterr().out.splitlines() if "min budget at step" in line]
+    assert [line.split()[5] for line in sizings[:2]] == ["4", "8"]  # sized, then sized again
+    assert "repeat with --max-steps" in sizings[-1]
+    done = torch.load(tmp_path / "w" / "checkpoint.pt", weights_only=True)
+    assert done["step"] == done["total"] < 400  # the budget, not the step limit, ended the run
+
+
 def _train_args(data_dir: Path, base: Path, work: Path, out: Path) -> list[str]:
     return ["--data-dir", str(data_dir), "--base", str(base), "--work-dir", str(work), "--out", str(out),
             "--max-steps", "4", "--batch-size", "2", "--save-every", "2", "--threads", "1", "--lr", "1e-3",
