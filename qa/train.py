@@ -533,6 +533,30 @@ def train(args: argparse.Namespace) -> None:
     print(f"saved {out}", flush=True)
 
 
+def average(models: list[str], weights: list[float], out: Path) -> None:
+    """Save the weighted average of QA model folders of one architecture (a "soup") to ``out``."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    if len(models) != len(weights) or len(models) < 2:
+        raise ValueError(f"give two or more models and one weight each, got {len(models)} and {len(weights)}")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"weights must be 0 or more with a positive sum, got {weights}")
+    states = [AutoModelForQuestionAnswering.from_pretrained(m, dtype=torch.float32).state_dict()
+              for m in models]
+    if any(st.keys() != states[0].keys() or any(st[k].shape != states[0][k].shape for k in st)
+           for st in states):
+        raise ValueError("the models differ in architecture: only like models can be averaged")
+    total = sum(weights)
+    model = AutoModelForQuestionAnswering.from_pretrained(models[0], dtype=torch.float32)
+    model.load_state_dict({k: sum(w / total * st[k] for w, st in zip(weights, states, strict=True))
+                           for k in states[0]})
+    model.eval().half().save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(models[0]).save_pretrained(out)
+    print(f"averaged {', '.join(f'{m} x {w:g}' for m, w in zip(models, weights, strict=True))} into {out}",
+          flush=True)
+
+
 def export(checkpoint: Path, out: Path, base: str | None = None) -> None:
     """Save a training checkpoint's weights as a half-precision ``save_pretrained`` model folder."""
     import torch
@@ -592,6 +616,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--write-validation", default=None, help="write the SQuAD validation file and exit")
     p.add_argument("--export", action="store_true",
                    help="export the work folder's checkpoint to --out and exit")
+    p.add_argument("--average", nargs="+", default=[], metavar="MODEL",
+                   help="save the weighted average of these QA model folders to --out and exit")
+    p.add_argument("--weights", nargs="+", type=float, default=[], metavar="W",
+                   help="one weight per --average model (default: equal)")
     p.add_argument("--answer-lengths", action="store_true",
                    help="print each training set's answer lengths in tokens (percentiles) and exit")
     args = p.parse_args(argv)
@@ -614,6 +642,12 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--minutes must be 0 (no budget) or more, got {args.minutes:g}")
     if args.export:
         export(Path(args.work_dir) / "checkpoint.pt", Path(args.out), args.base)
+        return
+    if args.average:
+        try:
+            average(args.average, args.weights or [1.0] * len(args.average), Path(args.out))
+        except ValueError as err:
+            p.error(str(err))
         return
     if args.write_validation:
         n = write_validation_file(Path(args.write_validation), Path(args.data_dir))

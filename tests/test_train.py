@@ -291,6 +291,26 @@ def test_distillation_moves_the_student_towards_the_teacher(data_dir: Path, tiny
     assert gap(out) < 0.8 * gap(tiny_model_dir)
 
 
+def test_average_weighs_like_models_and_refuses_unlike_ones(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForQuestionAnswering, BertConfig, BertForQuestionAnswering
+
+    other = _other_teacher(tiny_model_dir, tmp_path / "other")
+    train.main(["--average", str(tiny_model_dir), str(other), "--weights", "1", "3",
+                "--out", str(tmp_path / "avg")])
+    a, b, avg = (AutoModelForQuestionAnswering.from_pretrained(str(m)).qa_outputs.weight
+                 for m in (tiny_model_dir, other, tmp_path / "avg"))
+    assert not torch.allclose(a, b)
+    assert torch.allclose(avg.float(), (a + 3 * b) / 4, atol=1e-3)
+    wide = tmp_path / "wide"
+    BertForQuestionAnswering(BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1,
+                                        num_attention_heads=2, intermediate_size=32)).save_pretrained(wide)
+    with pytest.raises(ValueError, match="architecture"):
+        train.average([str(tiny_model_dir), str(wide)], [1.0, 1.0], tmp_path / "bad")
+    with pytest.raises(ValueError, match="one weight each"):
+        train.average([str(tiny_model_dir), str(other)], [1.0], tmp_path / "bad")
+
+
 def test_bad_options_are_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     for bad in (["--mix", "nope.json=1"], ["--minutes", "-1"], ["--hard-negatives", "2"],
                 ["--teacher", str(tmp_path / "none")], ["--distill-weight", "2"], ["--stride", "200"]):
