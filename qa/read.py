@@ -16,14 +16,16 @@ DEFAULT_READER = Path(__file__).parent / "reader_model"
 #: Abstain when the best span's confidence is below this: the best accuracy (answerable right +
 #: unanswerable abstained; ties go to the threshold nearer 0.5) of ``qa eval VAL --calibration 500``:
 #: 500 SQuAD validation questions, each also paired with a random and with a look-alike (BM25)
-#: paragraph of another article. Shipped model in int8: 88.59 % at 0.2-0.3, 88.52 % at 0.35; see
+#: paragraph of another article. Shipped model in int8: 88.66 % at 0.3, 88.59 % at 0.25 and 0.35; see
 #: reader_model/README.md. Re-tune for a new model.
 DEFAULT_THRESHOLD = 0.3
 #: Longest answer, in tokens: the 99th percentile of the SQuAD training answers' lengths
 #: (``python -m qa.train --answer-lengths``: p50 3, p95 13, p99 22). Longer spans are mostly lists or
-#: clauses around the answer: on the validation articles, 30 tokens gave F1 74.14 and 22 gave 74.43.
+#: clauses around the answer: on the validation articles, 30 tokens gave F1 74.14 and 22 gave 74.43
+#: (reader run 4).
 MAX_ANSWER_TOKENS = 22
-#: Tokens per window (question + context). Training used 256-token windows (stride 96); reading with
+#: Tokens per window (question + context). Reader runs 1-4 trained on 256-token windows (stride 96), runs
+#: 5-6 (the distillation) on 384/128; reading with
 #: longer ones splits fewer answers across windows: SQuAD validation F1 73.75 at 256/96, 74.10 at 384/128,
 #: 74.02 at 512/128 (reader run 4, 2 threads), and p95 latency drops (fewer windows per long passage).
 MAX_LENGTH = 384
