@@ -542,13 +542,13 @@ def average(models: list[str], weights: list[float], out: Path) -> None:
         raise ValueError(f"give two or more models and one weight each, got {len(models)} and {len(weights)}")
     if any(w < 0 for w in weights) or sum(weights) <= 0:
         raise ValueError(f"weights must be 0 or more with a positive sum, got {weights}")
-    states = [AutoModelForQuestionAnswering.from_pretrained(m, dtype=torch.float32).state_dict()
-              for m in models]
+    loaded = [AutoModelForQuestionAnswering.from_pretrained(m, dtype=torch.float32) for m in models]
+    states = [m.state_dict() for m in loaded]
     if any(st.keys() != states[0].keys() or any(st[k].shape != states[0][k].shape for k in st)
            for st in states):
         raise ValueError("the models differ in architecture: only like models can be averaged")
     total = sum(weights)
-    model = AutoModelForQuestionAnswering.from_pretrained(models[0], dtype=torch.float32)
+    model = loaded[0]  # the average is computed in full before it replaces this model's weights
     model.load_state_dict({k: sum(w / total * st[k] for w, st in zip(weights, states, strict=True))
                            for k in states[0]})
     model.eval().half().save_pretrained(out, safe_serialization=True)
