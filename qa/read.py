@@ -16,7 +16,7 @@ DEFAULT_READER = Path(__file__).parent / "reader_model"
 #: Abstain when the best span's confidence is below this: the best accuracy (answerable right +
 #: unanswerable abstained; ties go to the threshold nearer 0.5) of ``qa eval VAL --calibration 500``:
 #: 500 SQuAD validation questions, each also paired with a random and with a look-alike (BM25)
-#: paragraph of another article. Shipped model in int8: 88.66 % at 0.3, 88.59 % at 0.25 and 0.35; see
+#: paragraph of another article. Shipped model in int8: 88.66 % at 0.25 and 0.3, 88.59 % at 0.35; see
 #: reader_model/README.md. Re-tune for a new model.
 DEFAULT_THRESHOLD = 0.3
 #: Longest answer, in tokens: the 99th percentile of the SQuAD training answers' lengths
@@ -25,7 +25,7 @@ DEFAULT_THRESHOLD = 0.3
 #: (reader run 4).
 MAX_ANSWER_TOKENS = 22
 #: Tokens per window (question + context). Reader runs 1-4 trained on 256-token windows (stride 96), runs
-#: 5-6 (the distillation) on 384/128; reading with
+#: 5-8 (the distillation) on 384/128; reading with
 #: longer ones splits fewer answers across windows: SQuAD validation F1 73.75 at 256/96, 74.10 at 384/128,
 #: 74.02 at 512/128 (reader run 4, 2 threads), and p95 latency drops (fewer windows per long passage).
 MAX_LENGTH = 384
