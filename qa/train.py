@@ -527,10 +527,14 @@ def train(args: argparse.Namespace) -> None:
                         "rng": torch.get_rng_state()}, tmp)
             tmp.replace(ckpt)
     out = Path(args.out)
-    model.eval()
-    model.half().save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    save_reader(model, tokenizer, out)
     print(f"saved {out}", flush=True)
+
+
+def save_reader(model: Any, tokenizer: Any, out: Path) -> None:
+    """Write a QA model in half precision and its tokenizer to ``out`` (``save_pretrained`` layout)."""
+    model.eval().half().save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
 
 
 def average(models: list[str], weights: list[float], out: Path) -> None:
@@ -551,8 +555,7 @@ def average(models: list[str], weights: list[float], out: Path) -> None:
     model = loaded[0]  # the average is computed in full before it replaces this model's weights
     model.load_state_dict({k: sum(w / total * st[k] for w, st in zip(weights, states, strict=True))
                            for k in states[0]})
-    model.eval().half().save_pretrained(out, safe_serialization=True)
-    AutoTokenizer.from_pretrained(models[0]).save_pretrained(out)
+    save_reader(model, AutoTokenizer.from_pretrained(models[0]), out)
     print(f"averaged {', '.join(f'{m} x {w:g}' for m, w in zip(models, weights, strict=True))} into {out}",
           flush=True)
 
@@ -566,8 +569,7 @@ def export(checkpoint: Path, out: Path, base: str | None = None) -> None:
     model = AutoModelForQuestionAnswering.from_pretrained(base)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
-    model.eval().half().save_pretrained(out, safe_serialization=True)
-    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    save_reader(model, AutoTokenizer.from_pretrained(base), out)
     print(f"exported step {state['step']} of {checkpoint} to {out}", flush=True)
 
 
