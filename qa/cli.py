@@ -1,4 +1,4 @@
-"""The ``qa`` command line: index, ask, serve, eval, bench, compare-readers, train-reader."""
+"""The ``qa`` command: index, ask, serve, eval, bench, compare-readers, train-reader, calibrate-reader."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from qa.read import DEFAULT_READER, PRECISIONS, Reader
 from qa.retrieve import MODES
 
 #: Subcommands whose arguments the named module parses itself.
-DELEGATED = {"bench": "qa.bench", "compare-readers": "qa.compare", "train-reader": "qa.train"}
+DELEGATED = {"bench": "qa.bench", "compare-readers": "qa.compare", "train-reader": "qa.train",
+             "calibrate-reader": "qa.calibrate"}
 
 
 def _reader_args(p: argparse.ArgumentParser) -> None:
@@ -83,9 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--reader-only", action="store_true", help="give each question its own context")
     p.add_argument("--calibration", type=int, default=0, metavar="N",
-                   help="instead: N answerable questions (fixed sample), each also paired with a random "
-                        "and a look-alike (BM25) paragraph of another article as unanswerable, reader-only; "
-                        "prints the threshold scan and calibration table")
+                   help="instead: a fixed sample of N questions, reader-only (a file without unanswerable "
+                        "questions also pairs each with a random and a look-alike (BM25) paragraph of "
+                        "another article as unanswerable); prints the threshold scan, the reliability "
+                        "table and the expected calibration error")
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="with --calibration: draw the reliability diagram into this PNG file")
     p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
     _reader_args(p)
     _floor_arg(p)
@@ -146,11 +150,18 @@ def run(args: argparse.Namespace) -> int:
               min_similarity=args.min_similarity)
         return 0
     if args.command == "eval":
-        from qa.evaluate import calibration, evaluate, load_squad, sample_answerable
+        from qa.evaluate import calibration, evaluate, load_squad, sample_questions
 
+        if args.plot and not args.calibration:
+            raise ValueError("--plot draws the reliability diagram of --calibration N: add --calibration")
         if args.calibration:
-            items = sample_answerable(load_squad(args.file), args.calibration)
+            items = sample_questions(load_squad(args.file), args.calibration)
             result = calibration(items, _reader_for(args), progress=True)
+            if args.plot:
+                from qa.calibrate import plot_reliability
+
+                plot_reliability(result["reliability"], args.plot,
+                                 title=f"{Path(args.file).name}, {result['questions']} questions")
         else:
             result = evaluate(args.file, reader_only=args.reader_only, top_k=args.top_k,
                               reader=_reader_for(args), min_similarity=args.min_similarity)

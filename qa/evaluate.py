@@ -1,8 +1,9 @@
-"""Evaluation on SQuAD-format files: official v1.1 metrics, abstention, retrieval recall, latency."""
+"""Evaluation on SQuAD-format files: official v1.1/v2.0 metrics, abstention, calibration, recall, latency."""
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import string
@@ -15,16 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qa.calibrate import RIGHT_F1, best_f1_threshold, expected_calibration_error, reliability
 from qa.schema import Passage
 
 #: Seed for pairing questions with contexts of other articles (generated unanswerable pairs).
 NEGATIVE_SEED = 13
 #: Thresholds scanned by ``calibration``: 0.05, 0.10, ..., 0.95.
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
-#: Confidence levels of the calibration table.
+#: Confidence levels of the calibration table (answers shown at or above each).
 CONFIDENCE_LEVELS = (0.5, 0.7, 0.9)
-#: An answer counts as right in ``calibration`` when its F1 reaches this (0..100).
-RIGHT_F1 = 50.0
 #: Default top-k passages for the full pipeline.
 DEFAULT_TOP_K = 3
 
@@ -162,12 +162,10 @@ def _resolve_reader(reader: Any) -> Any:
     return reader
 
 
-def _answer(reader: Any, question: str, passages: list[Passage]) -> Any:
-    """The reader's span or None, applying its threshold."""
-    if hasattr(reader, "answer"):
-        return reader.answer(question, passages)
-    spans = reader.read(question, passages)
-    return spans[0] if spans and spans[0].score >= reader.threshold else None
+def _best_span(reader: Any, question: str, passages: list[Passage]) -> Any:
+    """The reader's best span whatever its confidence, or None when it offers none."""
+    spans = reader.read(question, passages, top_n=1)
+    return spans[0] if spans else None
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -211,6 +209,7 @@ def evaluate(
 
     reader = _resolve_reader(reader)
     preds: list[str | None] = []
+    best: list[Any] = []  # reader-only: each question's best span, answered or not
     latencies: list[float] = []
     recalled: list[bool] = []
     bar = tqdm(total=len(items), desc="evaluate", unit="q", file=sys.stderr, disable=not progress)
@@ -219,9 +218,10 @@ def evaluate(
             reader.warm_up()
         for item in items:
             t0 = time.perf_counter()
-            span = _answer(reader, item.question, [_passage(item)])
+            span = _best_span(reader, item.question, [_passage(item)])
             latencies.append(1000 * (time.perf_counter() - t0))
-            preds.append(None if span is None else span.text)
+            best.append(span)
+            preds.append(None if span is None or span.score < reader.threshold else span.text)
             bar.update(1)
     else:
         if chatbot_factory is None:
@@ -250,7 +250,7 @@ def evaluate(
                     recalled.append(_recalled(item, answer.passages))
                 bar.update(1)
     bar.close()
-    return _summary(items, preds, latencies, None if reader_only else recalled)
+    return _summary(items, preds, latencies, None if reader_only else recalled, best if reader_only else None)
 
 
 def _recalled(item: EvalItem, hits: Sequence[Any]) -> bool:
@@ -264,8 +264,13 @@ def _recalled(item: EvalItem, hits: Sequence[Any]) -> bool:
 
 
 def _summary(items: list[EvalItem], preds: list[str | None], latencies: list[float],
-             recalled: list[bool] | None) -> dict[str, Any]:
-    """The metrics dictionary returned by ``evaluate``."""
+             recalled: list[bool] | None, best: list[Any] | None = None) -> dict[str, Any]:
+    """The metrics dictionary returned by ``evaluate``.
+
+    ``best`` (reader only): each question's best span whatever its confidence, for SQuAD 2.0's
+    ``best_f1`` (the F1 at the best confidence threshold, answering when the confidence reaches
+    ``best_f1_threshold``) and ``no_abstention_f1`` (every question answered).
+    """
     ems = [exact_match(p, it.answers) for it, p in zip(items, preds, strict=True)]
     f1s = [f1(p, it.answers) for it, p in zip(items, preds, strict=True)]
     has = [k for k, it in enumerate(items) if it.answerable]
@@ -281,7 +286,23 @@ def _summary(items: list[EvalItem], preds: list[str | None], latencies: list[flo
         "recall_at_k": None if recalled is None else _pct(sum(recalled), len(recalled)),
         "latency_ms_p50": None if p50 is None else round(p50, 1),
         "latency_ms_p95": None if p95 is None else round(p95, 1),
+        **_best_threshold(items, best),
     }
+
+
+def _best_threshold(items: list[EvalItem], best: list[Any] | None) -> dict[str, Any]:
+    """``best_f1``, ``best_f1_threshold`` and ``no_abstention_f1`` from the best spans (None without)."""
+    if best is None:
+        return {"best_f1": None, "best_f1_threshold": None, "no_abstention_f1": None}
+    scores = [-1.0 if s is None else float(s.score) for s in best]
+    f1s = [f1(None if s is None else s.text, it.answers) if it.answerable else 0.0
+           for it, s in zip(items, best, strict=True)]
+    best_f1, threshold = best_f1_threshold(scores, f1s, [it.answerable for it in items])
+    never = [f if it.answerable else (100.0 if s is None else 0.0)
+             for it, s, f in zip(items, best, f1s, strict=True)]
+    return {"best_f1": round(best_f1, 2),
+            "best_f1_threshold": None if not math.isfinite(threshold) else round(threshold, 4),
+            "no_abstention_f1": round(sum(never) / len(items), 2)}
 
 
 # --- threshold tuning -------------------------------------------------------------------------------
@@ -334,26 +355,33 @@ def lookalike_pairs(items: Sequence[EvalItem]) -> list[EvalItem]:
     return out
 
 
-def sample_answerable(items: Sequence[EvalItem], n: int, *, seed: int = NEGATIVE_SEED) -> list[EvalItem]:
-    """A fixed random sample of ``n`` answerable items (all of them when there are fewer), in file order."""
+def sample_questions(items: Sequence[EvalItem], n: int, *, seed: int = NEGATIVE_SEED) -> list[EvalItem]:
+    """A fixed random sample of ``n`` questions (all of them when there are fewer), in file order."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"the sample size must be a positive integer, got {n!r}")
-    answerable = [it for it in items if it.answerable]
-    if n >= len(answerable):
-        return answerable
-    keep = sorted(random.Random(seed).sample(range(len(answerable)), n))
-    return [answerable[k] for k in keep]
+    if n >= len(items):
+        return list(items)
+    keep = sorted(random.Random(seed).sample(range(len(items)), n))
+    return [items[k] for k in keep]
 
 
 def calibration(path_or_items: str | Path | Iterable[EvalItem], reader: Any, *,
-                negatives: bool = True, progress: bool = False) -> dict[str, Any]:
-    """Scan abstention thresholds and tabulate confidence vs correctness (right: F1 >= 50) reader-only.
+                negatives: bool | None = None, progress: bool = False) -> dict[str, Any]:
+    """How far the reader's confidence can be trusted, reader only.
 
-    ``negatives``: add two unanswerable pairs per question, one with a random paragraph of another
-    article (``negative_pairs``) and one with a look-alike (``lookalike_pairs``). The best threshold
-    maximises accuracy over all pairs (ties: the one nearer 0.5).
+    Right means F1 >= 50; an answer to an unanswerable question is wrong. Returns the threshold scan,
+    the share right of answers shown at each of CONFIDENCE_LEVELS, the reliability table (equal-width
+    confidence bins), the expected calibration error and the Brier score.
+    ``negatives`` (default: when the questions include no unanswerable one, as in SQuAD v1.1): add two
+    unanswerable pairs per question, one with a random paragraph of another article
+    (``negative_pairs``) and one with a look-alike (``lookalike_pairs``). The best threshold maximises
+    accuracy over all questions and pairs (ties: the one nearer 0.5).
     """
     items = _items(path_or_items)
+    if not items:
+        raise ValueError("no questions to calibrate on")
+    if negatives is None:
+        negatives = all(it.answerable for it in items)
     lookalike: set[int] = set()
     if negatives:
         random_pairs = negative_pairs(items)  # raises first when there is only one article
@@ -361,21 +389,15 @@ def calibration(path_or_items: str | Path | Iterable[EvalItem], reader: Any, *,
         start = len(items) + len(random_pairs)
         lookalike = set(range(start, start + len(found)))
         items = items + random_pairs + found
-    if not items:
-        raise ValueError("no questions to calibrate on")
     from tqdm import tqdm
 
     reader = _resolve_reader(reader)
     scores: list[float] = []
     right: list[bool] = []  # answering this item with the best span is right
     for item in tqdm(items, desc="calibrate", unit="q", file=sys.stderr, disable=not progress):
-        spans = reader.read(item.question, [_passage(item)], top_n=1)
-        if not spans:
-            scores.append(0.0)
-            right.append(False)
-            continue
-        scores.append(float(spans[0].score))
-        right.append(item.answerable and f1(spans[0].text, item.answers) >= RIGHT_F1)
+        span = _best_span(reader, item.question, [_passage(item)])
+        scores.append(0.0 if span is None else float(span.score))
+        right.append(span is not None and item.answerable and f1(span.text, item.answers) >= RIGHT_F1)
     has = [k for k, it in enumerate(items) if it.answerable]
     no = [k for k, it in enumerate(items) if not it.answerable]
     other = [k for k in no if k not in lookalike]  # the file's own unanswerables and random pairs
@@ -393,8 +415,8 @@ def calibration(path_or_items: str | Path | Iterable[EvalItem], reader: Any, *,
     best = max(rows, key=lambda r: (r["accuracy"], -abs(r["threshold"] - 0.5)))
     table = []
     for level in CONFIDENCE_LEVELS:
-        above = [k for k in range(len(items)) if scores[k] > level]
-        table.append({"confidence_above": level, "answered": len(above),
+        above = [k for k in range(len(items)) if scores[k] >= level]
+        table.append({"confidence_at_least": level, "answered": len(above),
                       "right": _pct(sum(right[k] for k in above), len(above))})
     brier = sum((s - r) ** 2 for s, r in zip(scores, right, strict=True)) / len(items)
     return {
@@ -402,10 +424,13 @@ def calibration(path_or_items: str | Path | Iterable[EvalItem], reader: Any, *,
         "answerable": len(has),
         "unanswerable": len(no),
         "lookalike": len(lookalike),
-        "right_means": f"F1 >= {RIGHT_F1:g} (SQuAD v1.1 normalisation); answering an unanswerable is wrong",
+        "right_means": f"F1 >= {RIGHT_F1:g} (SQuAD normalisation); answering an unanswerable is wrong",
+        "reader_threshold": round(float(reader.threshold), 4),
         "best_threshold": best["threshold"],
         "best_accuracy": best["accuracy"],
         "thresholds": rows,
         "calibration": table,
+        "reliability": reliability(scores, right),
+        "ece": round(expected_calibration_error(scores, right), 4),
         "brier": round(brier, 4),
     }

@@ -13,11 +13,9 @@ from qa.schema import Hit, Passage, Span
 
 #: The project's trained reader (``save_pretrained`` layout), written by ``qa train-reader``.
 DEFAULT_READER = Path(__file__).parent / "reader_model"
-#: Abstain when the best span's confidence is below this: the best accuracy (answerable right +
-#: unanswerable abstained; ties go to the threshold nearer 0.5) of ``qa eval VAL --calibration 500``:
-#: 500 SQuAD validation questions, each also paired with a random and with a look-alike (BM25)
-#: paragraph of another article. Shipped model in int8: 88.66 % at 0.25 and 0.3, 88.59 % at 0.35; see
-#: reader_model/README.md. Re-tune for a new model.
+#: Abstain below this confidence when the model folder has no ``confidence.json`` (``qa.calibrate``:
+#: the SQuAD 2.0 threshold and calibrated confidence that ``qa calibrate-reader`` stores with a model):
+#: the uncalibrated confidence of ``Reader._confidence``, for other Hugging Face QA models.
 DEFAULT_THRESHOLD = 0.3
 #: Longest answer, in tokens: the 99th percentile of the SQuAD training answers' lengths
 #: (``python -m qa.train --answer-lengths``: p50 3, p95 13, p99 22). Longer spans are mostly lists or
@@ -91,7 +89,7 @@ class Reader:
         self,
         *,
         model: str | Path = DEFAULT_READER,
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float | None = None,
         max_answer_tokens: int = MAX_ANSWER_TOKENS,
         max_length: int = MAX_LENGTH,
         stride: int = STRIDE,
@@ -106,8 +104,10 @@ class Reader:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if not isinstance(model, (str, Path)) or not str(model).strip():
             raise TypeError(f"model must be a model folder or hub id (str or Path), got {model!r}")
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
-            raise ValueError(f"threshold must be a number from 0 to 1, got {threshold!r}")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                      or not 0 <= threshold <= 1):
+            raise ValueError(f"threshold must be a number from 0 to 1 (or None: the model's own), "
+                             f"got {threshold!r}")
         if not _is_int(max_answer_tokens) or max_answer_tokens < 1:
             raise ValueError(f"max_answer_tokens must be a positive integer, got {max_answer_tokens!r}")
         if not _is_int(max_length) or max_length < 32:
@@ -121,8 +121,14 @@ class Reader:
             raise TypeError(f"device must be a torch device string such as 'cpu' or 'cuda', got {device!r}")
         if precision == "int8" and device != "cpu":
             raise ValueError("int8 precision runs on the CPU only: pass device='cpu' or another precision")
+        from qa.calibrate import Confidence
+
         self._model_ref = model
         self._local = self._check_folder(model)
+        #: The model's stored threshold and confidence map (None: the uncalibrated confidence).
+        self.confidence = Confidence.load(Path(model).expanduser()) if self._local else None
+        if threshold is None:
+            threshold = self.confidence.threshold if self.confidence else DEFAULT_THRESHOLD
         self._threshold = float(threshold)
         self.max_answer_tokens = max_answer_tokens
         self.max_length = max_length
@@ -163,7 +169,7 @@ class Reader:
 
     @property
     def threshold(self) -> float:
-        """Answers whose confidence is below this are withheld by ``answer``."""
+        """Answers whose confidence is below this are withheld by ``answer`` (and by the chatbot)."""
         return self._threshold
 
     def warm_up(self) -> None:
@@ -355,7 +361,12 @@ class Reader:
         band = (s.unsqueeze(2) + e_pad.unfold(1, m, 1)[:, :width, :]).reshape(n, -1)
         # each window's top spans; the global top-n distinct spans are among them (same order within a window)
         values, where = torch.topk(band, min(top_n, band.shape[1]), dim=1)
-        conf = self._confidence(values, null.unsqueeze(1), torch.logsumexp(band, dim=1, keepdim=True))
+        margins = values - null.unsqueeze(1)
+        if self.confidence is not None:
+            c = self.confidence
+            conf = torch.sigmoid(c.slope * margins + c.intercept)
+        else:
+            conf = self._confidence(values, null.unsqueeze(1), torch.logsumexp(band, dim=1, keepdim=True))
         order = torch.argsort(conf.reshape(-1), descending=True).tolist()
         k = values.shape[1]
         best: dict[tuple[int, ...], tuple[int, int, int, float]] = {}
@@ -368,19 +379,23 @@ class Reader:
             span = (enc.passage[j], offsets[i][0], offsets[i + off][1])
             key = span[:1] if per_passage else span
             if key not in best:
-                best[key] = (*span, float(conf[j, r]))
+                best[key] = (*span, float(conf[j, r]), float(margins[j, r]))
                 if len(best) == top_n:
                     break
         spans = []
-        for p, c0, c1, score in best.values():
+        for p, c0, c1, score, margin in best.values():
             passage = items[p]
             spans.append(Span(text=passage.text[c0:c1], score=score, start=passage.start + c0,
-                              end=passage.start + c1, source=passage.source, passage_id=passage.id))
+                              end=passage.start + c1, source=passage.source, passage_id=passage.id,
+                              margin=margin))
         return spans
 
     @staticmethod
     def _confidence(span: Any, null: Any, spans_lse: Any) -> Any:
-        """Confidence in [0, 1] of spans (logits) given their window's no-answer logit and span logsumexp.
+        """Uncalibrated confidence in [0, 1] of spans: the confidence of models without ``confidence.json``.
+
+        ``span``: the spans' logits; ``null``: their window's no-answer logit; ``spans_lse``: the
+        logsumexp of all its spans.
 
         The geometric mean of the span's probability in a softmax over all spans of its window plus the
         no-answer option, and the sigmoid of the span's margin over no-answer: the first is low when the

@@ -65,7 +65,11 @@ class Hit:
 
 @dataclass(frozen=True)
 class Span:
-    """A reader's candidate answer: offsets into the source, confidence in [0, 1]."""
+    """A reader's candidate answer: offsets into the source, confidence in [0, 1].
+
+    ``margin``: the span's start + end logit minus its window's no-answer logit (None for readers
+    without one); ``qa.calibrate`` turns it into the confidence.
+    """
 
     text: str
     score: float
@@ -73,6 +77,7 @@ class Span:
     end: int
     source: str
     passage_id: str
+    margin: float | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from typing import Any
 
 DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SQUAD_FILE = "squad/squad-v1.1-dev-40.json"
+#: SQuAD 2.0 questions of 14 of those articles: the same answerable ones plus crowd-written unanswerable
+#: ones (``is_impossible``); the same article split applies.
+SQUAD2_FILE = "squad/squad-v2.0-dev-14.json"
 #: Every VALIDATION_EVERY-th SQuAD article (sorted by title) is held out for validation.
 VALIDATION_EVERY = 4
 #: Training sets and how many times each one's questions are drawn per epoch (1.0 = all once).
@@ -31,6 +35,7 @@ VALIDATION_EVERY = 4
 #: used these.
 MIX: dict[str, float] = {
     "squad-train": 1.0,
+    "squad2-train-unanswerable": 0.0,
     "qa/squadshifts-new-wiki.json": 1.0,
     "qa/squadshifts-reddit.json": 0.5,
     "qa/squadshifts-amazon.json": 0.5,
@@ -56,6 +61,19 @@ UNANSWERABLE_RATE = 0.1
 HARD_NEGATIVE_RATE = 0.0
 #: Paragraphs BM25 offers per question for a hard negative (the first from another document is used).
 HARD_NEGATIVE_CANDIDATES = 10
+#: Share of questions also paired with the BM25-best other paragraph of their own document that does not
+#: contain the answer, labelled "no answer": the same topic and names, not the fact asked about.
+#: ``--same-document-negatives`` sets it.
+SAME_DOCUMENT_RATE = 0.0
+#: Share of answerable questions also asked with one of their names or numbers swapped for another of the
+#: same kind from their document ("When did the Normans conquer England?" -> "... conquer Sicily?"),
+#: labelled "no answer" with their own paragraph: SQuAD 2.0's commonest kind of unanswerable question.
+#: ``--swap-negatives`` sets it.
+SWAP_RATE = 0.0
+#: A name: capitalised words, possibly joined by "of"/"the"/"de" ("Kingdom of Sicily"); a number.
+_NAME = re.compile(r"[A-Z][\w'’-]*(?:\s+(?:(?:of|the|de|von|van)\s+)?[A-Z][\w'’-]*)*")
+_NUMBER = re.compile(r"\b\d[\d,.]*\d\b|\b\d\b")
+_YEAR = re.compile(r"1\d{3}|20\d{2}")
 #: Share of windows without the answer kept for training (long documents give many such windows).
 NEGATIVE_WINDOW_RATE = 0.2
 MAX_LENGTH = 256
@@ -97,23 +115,29 @@ class Example:
     doc: str = ""  # the document (article) the context belongs to
 
 
-def read_squad(path: Path, group: str) -> list[tuple[str, list[Example]]]:
-    """Read a SQuAD-format file as ``(title, examples)`` per article."""
+def read_squad(path: Path, group: str, *, unanswerable: bool = False,
+               doc_group: str | None = None) -> list[tuple[str, list[Example]]]:
+    """Read a SQuAD-format file as ``(title, examples)`` per article.
+
+    The examples are its answerable questions, or (``unanswerable``) only its unanswerable ones,
+    labelled with an empty answer. ``doc_group`` names the documents (``GROUP/TITLE``; default
+    ``group``), so that two files holding the same articles name them alike.
+    """
     data = json.loads(path.read_text(encoding="utf-8"))
     articles = []
     for i, art in enumerate(data["data"]):
         title = art.get("title") or f"{path.stem}-{i}"
+        doc = f"{doc_group or group}/{title}"
         exs = []
         for para in art["paragraphs"]:
             for qa in para["qas"]:
                 answers = qa.get("answers") or []
-                if qa.get("is_impossible") or not answers:
+                impossible = bool(qa.get("is_impossible")) or not answers
+                if impossible != unanswerable:
                     continue
-                a = answers[0]
-                exs.append(
-                    Example(str(qa["id"]), qa["question"].strip(), para["context"], a["text"],
-                            int(a["answer_start"]), group, f"{group}/{title}")
-                )
+                a = {"text": "", "answer_start": -1} if impossible else answers[0]
+                exs.append(Example(str(qa["id"]), qa["question"].strip(), para["context"], a["text"],
+                                   int(a["answer_start"]), group, doc))
         articles.append((title, exs))
     return articles
 
@@ -126,12 +150,16 @@ def split_squad(data_dir: Path = DATA_DIR) -> tuple[list[str], list[str]]:
     return [t for t in titles if t not in val], val
 
 
-def write_validation_file(path: Path, data_dir: Path = DATA_DIR) -> int:
-    """Write the SQuAD validation articles to ``path`` in SQuAD v1.1 format; return the question count."""
-    data = json.loads((data_dir / SQUAD_FILE).read_text(encoding="utf-8"))
+def write_validation_file(path: Path, data_dir: Path = DATA_DIR, *, squad2: bool = False) -> int:
+    """Write the SQuAD validation articles to ``path``; return the question count.
+
+    ``squad2``: the validation articles of the SQuAD 2.0 file, their unanswerable questions included.
+    """
+    data = json.loads((data_dir / (SQUAD2_FILE if squad2 else SQUAD_FILE)).read_text(encoding="utf-8"))
     _, val = split_squad(data_dir)
     arts = [a for a in data["data"] if a["title"] in set(val)]
-    path.write_text(json.dumps({"version": "1.1", "data": arts}), encoding="utf-8")
+    version = "v2.0" if squad2 else "1.1"
+    path.write_text(json.dumps({"version": version, "data": arts}), encoding="utf-8")
     return sum(len(p["qas"]) for a in arts for p in a["paragraphs"])
 
 
@@ -153,21 +181,34 @@ def parse_mix(items: list[str]) -> dict[str, float]:
 
 
 def training_pools(data_dir: Path, mix: dict[str, float]) -> dict[str, list[Example]]:
-    """All answerable examples of each set ``mix`` draws from (weight above 0); SQuAD: training articles."""
+    """The examples of each set ``mix`` draws from (weight above 0); SQuAD: training articles only.
+
+    Every set gives its answerable questions, but ``squad2-train-unanswerable``: the crowd-written
+    unanswerable questions of the SQuAD 2.0 training articles.
+    """
     train_titles = set(split_squad(data_dir)[0])
     pools: dict[str, list[Example]] = {}
     for name, weight in mix.items():
         if weight <= 0:
             continue
-        path = data_dir / (SQUAD_FILE if name == "squad-train" else name)
-        pools[name] = [e for t, exs in read_squad(path, name) if name != "squad-train" or t in train_titles
-                       for e in exs]
+        if name == "squad2-train-unanswerable":
+            articles = read_squad(data_dir / SQUAD2_FILE, name, unanswerable=True, doc_group="squad-train")
+        else:
+            articles = read_squad(data_dir / (SQUAD_FILE if name == "squad-train" else name), name)
+        squad = name in ("squad-train", "squad2-train-unanswerable")
+        pools[name] = [e for t, exs in articles if not squad or t in train_titles for e in exs]
     return pools
 
 
 def training_examples(data_dir: Path, rng: random.Random, mix: dict[str, float] | None = None, *,
-                      hard_rate: float = HARD_NEGATIVE_RATE) -> list[Example]:
-    """One epoch of examples by ``mix`` (default ``MIX``), plus random and (``hard_rate``) hard negatives."""
+                      hard_rate: float = HARD_NEGATIVE_RATE,
+                      same_document_rate: float = SAME_DOCUMENT_RATE,
+                      swap_rate: float = SWAP_RATE) -> list[Example]:
+    """One epoch of examples by ``mix`` (default ``MIX``) plus negatives.
+
+    Random ones always, then (``hard_rate``) look-alike, (``same_document_rate``) same-document and
+    (``swap_rate``) name-swapped ones.
+    """
     mix = MIX if mix is None else mix
     pools = training_pools(data_dir, mix)
     out: list[Example] = []
@@ -178,22 +219,84 @@ def training_examples(data_dir: Path, rng: random.Random, mix: dict[str, float] 
         out.extend(rng.sample(pool, int(len(pool) * frac)))
     # Unanswerable pairs: a question with a context of another group or article (short contexts only).
     short = [e for e in out if len(e.context) < 2000]
+    answerable = [e for e in out if e.answer]
     for e in rng.sample(out, int(len(out) * UNANSWERABLE_RATE)):
         other = rng.choice(short)
         if other.context != e.context:
             out.append(Example(e.qid + "-neg", e.question, other.context, "", -1, "generated-negative"))
     if hard_rate > 0:
-        answerable = [e for e in out if e.answer]
         out.extend(hard_negatives(rng.sample(answerable, int(len(answerable) * hard_rate)), answerable))
+    if same_document_rate > 0:
+        asked = rng.sample(answerable, int(len(answerable) * same_document_rate))
+        out.extend(hard_negatives(asked, answerable, same_document=True))
+    if swap_rate > 0:
+        out.extend(swap_negatives(rng.sample(answerable, int(len(answerable) * swap_rate)), answerable, rng))
     rng.shuffle(out)
     return out
 
 
-def hard_negatives(questions: list[Example], pool: list[Example]) -> list[Example]:
-    """Each question with its look-alike: the BM25-best short paragraph of another document.
+def mentions(text: str) -> list[tuple[str, str, int]]:
+    """The names and numbers in ``text``: (kind, text, offset), kind "name", "year" or "number".
 
-    The paragraph must not contain the answer; it is labelled no answer. Questions with no such
-    paragraph among the top HARD_NEGATIVE_CANDIDATES are left out.
+    A lone capitalised word that opens a sentence ("Suddenly") is no name.
+    """
+    out = [("name", m.group(), m.start()) for m in _NAME.finditer(text)
+           if " " in m.group() or not re.search(r"(^|[.!?\"“]\s*)$", text[: m.start()])]
+    for m in _NUMBER.finditer(text):
+        out.append(("year" if _YEAR.fullmatch(m.group()) else "number", m.group(), m.start()))
+    return out
+
+
+def _sentence(text: str, at: int) -> str:
+    """The sentence of ``text`` around offset ``at`` (cut at '. ', '? ', '! ')."""
+    starts = [m.end() for m in re.finditer(r"[.!?]\s+", text[:at])]
+    end = re.search(r"[.!?](\s|$)", text[at:])
+    return text[starts[-1] if starts else 0 : at + end.end() if end else len(text)]
+
+
+def swap_negatives(questions: list[Example], pool: list[Example], rng: random.Random) -> list[Example]:
+    """Each question with a name or number that its paragraph holds swapped for another of the same kind.
+
+    The new name comes from the paragraph, outside the answer's sentence (else from another paragraph
+    of the document), and never from the question or the answer; the pair is labelled no answer.
+    Questions with nothing to swap are left out.
+    """
+    in_doc: dict[str, set[tuple[str, str]]] = {}
+    for e in pool:
+        in_doc.setdefault(e.doc, set()).update((k, t) for k, t, _ in mentions(e.context))
+    out = []
+    for e in questions:
+        own = [(k, t, i) for k, t, i in mentions(e.question)
+               if i > 0 and t in e.context and t not in e.answer and e.answer not in t]
+        if not own:
+            continue
+        kind, name, at = rng.choice(own)
+        near = _sentence(e.context, e.answer_start)
+
+        def usable(k: str, t: str, kind: str = kind, name: str = name, near: str = near,
+                   e: Example = e) -> bool:
+            return (k == kind and t != name and t not in e.question and t not in e.answer
+                    and name not in t and t not in name and t not in near)
+
+        local = sorted({t for k, t, _ in mentions(e.context) if usable(k, t)})
+        other = sorted({t for k, t in in_doc.get(e.doc, ()) if usable(k, t)})
+        choices = local or other
+        if not choices:
+            continue
+        new = rng.choice(choices)
+        question = e.question[:at] + new + e.question[at + len(name):]
+        out.append(Example(f"{e.qid}-swap", question, e.context, "", -1, "swap-negative", e.doc))
+    return out
+
+
+def hard_negatives(questions: list[Example], pool: list[Example], *,
+                   same_document: bool = False) -> list[Example]:
+    """Each question with its look-alike paragraph, labelled no answer.
+
+    The look-alike is the BM25-best short paragraph of another document or (``same_document``) the
+    BM25-best other paragraph of its own document. The paragraph must not contain the answer.
+    Questions with no such paragraph (among the top HARD_NEGATIVE_CANDIDATES of another document) are
+    left out.
     """
     import bm25s
 
@@ -209,16 +312,27 @@ def hard_negatives(questions: list[Example], pool: list[Example]) -> list[Exampl
     vocab = corpus.vocab
     asked = bm25s.tokenize([e.question for e in questions], stopwords=BM25_STOPWORDS, return_ids=False,
                            show_progress=False)
+    in_doc: dict[str, list[int]] = {}
+    for k, ctx in enumerate(contexts):
+        for doc in docs[ctx]:
+            in_doc.setdefault(doc, []).append(k)
     out = []
     for e, tokens in zip(questions, asked, strict=True):
         ids = [vocab[t] for t in tokens if t in vocab]
         if not ids:
             continue
         scores = bm25.get_scores_from_ids(ids)
-        for k in scores.argsort()[::-1][:HARD_NEGATIVE_CANDIDATES]:
+        if same_document:
+            ranked = sorted(in_doc.get(e.doc, []), key=lambda k: -scores[k])
+        else:
+            ranked = scores.argsort()[::-1][:HARD_NEGATIVE_CANDIDATES]
+        for k in ranked:
             ctx = contexts[int(k)]
-            if e.doc not in docs[ctx] and e.answer.lower() not in ctx.lower():
-                out.append(Example(e.qid + "-hard", e.question, ctx, "", -1, "hard-negative", e.doc))
+            if ctx == e.context or e.answer.lower() in ctx.lower():
+                continue
+            if same_document or e.doc not in docs[ctx]:
+                kind = "same-document" if same_document else "hard"
+                out.append(Example(f"{e.qid}-{kind}", e.question, ctx, "", -1, f"{kind}-negative", e.doc))
                 break
     return out
 
@@ -342,8 +456,12 @@ def steps_in_budget(step: int, total: int, elapsed_s: float, budget_s: float, st
 
 
 def teacher_logits(feats: list[dict], teachers: list[str], pad_id: int, *, device: str = "cpu",
-                   bf16: bool = False) -> tuple[Any, Any, Any]:
-    """The teachers' mean start and end logits for every window: two flat arrays and each window's offset."""
+                   bf16: bool = False, answers_only: bool = False) -> tuple[Any, Any, Any]:
+    """The teachers' mean start and end logits for every window: two flat arrays and each window's offset.
+
+    ``answers_only``: only windows labelled with an answer are read (the others' logits stay 0), for a
+    run whose no-answer windows learn from the gold label alone (``--gold-no-answer``).
+    """
     import numpy as np
     import torch
     from transformers import AutoModelForQuestionAnswering
@@ -353,6 +471,8 @@ def teacher_logits(feats: list[dict], teachers: list[str], pad_id: int, *, devic
     start = np.zeros(int(offsets[-1]), dtype=np.float32)
     end = np.zeros(int(offsets[-1]), dtype=np.float32)
     order = np.argsort(lengths, kind="stable")  # windows of like length together: little padding
+    if answers_only:
+        order = np.array([k for k in order if feats[k]["start"] > 0], dtype=np.int64)
     for path in teachers:
         model = AutoModelForQuestionAnswering.from_pretrained(path, dtype=torch.float32).to(device).eval()
         t0 = time.time()
@@ -367,13 +487,16 @@ def teacher_logits(feats: list[dict], teachers: list[str], pad_id: int, *, devic
                 a, n = int(offsets[k]), int(lengths[k])
                 start[a : a + n] += s[row, :n] / len(teachers)
                 end[a : a + n] += e[row, :n] / len(teachers)
-        print(f"teacher {path}: {len(feats)} windows in {time.time() - t0:.0f}s", flush=True)
+        print(f"teacher {path}: {len(order)} windows in {time.time() - t0:.0f}s", flush=True)
     return start, end, offsets
 
 
 def distill_loss(start: Any, end: Any, t_start: Any, t_end: Any, mask: Any,
-                 temperature: float = TEMPERATURE) -> Any:
-    """KL divergence of the student's start/end distributions from the teachers', softened, times T²."""
+                 temperature: float = TEMPERATURE, *, reduction: str = "batchmean") -> Any:
+    """KL divergence of the student's start/end distributions from the teachers', softened, times T².
+
+    ``reduction``: "batchmean" (one number) or "none" (one per window).
+    """
     import torch.nn.functional as F  # noqa: N812
 
     keep = mask.bool()
@@ -381,18 +504,41 @@ def distill_loss(start: Any, end: Any, t_start: Any, t_end: Any, mask: Any,
     for s, t in ((start, t_start), (end, t_end)):
         s = s.float().masked_fill(~keep, -1e4) / temperature
         t = t.float().masked_fill(~keep, -1e4) / temperature
-        loss = loss + F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True,
-                               reduction="batchmean")
+        kl = F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="none")
+        loss = loss + (kl.sum(-1) if reduction == "none" else kl.sum() / kl.shape[0])
     return loss / 2 * temperature**2
 
 
+def mixed_loss(start: Any, end: Any, batch: dict[str, Any], t_start: Any, t_end: Any, *, weight: float,
+               temperature: float = TEMPERATURE, gold_no_answer: bool = False) -> Any:
+    """The gold labels' cross-entropy mixed with ``weight`` of the teachers' (``distill_loss``), per window.
+
+    ``gold_no_answer``: windows labelled "no answer" learn from the gold label alone (a teacher that
+    would answer there is overruled).
+    """
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    n = start.shape[1]
+    gold = (F.cross_entropy(start.float(), batch["start_positions"].clamp(0, n - 1), reduction="none")
+            + F.cross_entropy(end.float(), batch["end_positions"].clamp(0, n - 1), reduction="none")) / 2
+    kd = distill_loss(start, end, t_start, t_end, batch["attention_mask"], temperature, reduction="none")
+    share = torch.full_like(gold, weight)
+    if gold_no_answer:
+        share = share.masked_fill(batch["start_positions"] == 0, 0.0)
+    return ((1 - share) * gold + share * kd).mean()
+
+
 def attach_teacher(feats: list[dict], work: Path, teachers: list[str], pad_id: int, *, device: str,
-                   bf16: bool) -> None:
-    """Add each window's teacher logits (``t_start``, ``t_end``), computed once and kept in ``work``."""
+                   bf16: bool, answers_only: bool = False) -> None:
+    """Add each window's teacher logits (``t_start``, ``t_end``), computed once and kept in ``work``.
+
+    ``answers_only``: see ``teacher_logits``.
+    """
     import numpy as np
 
     path = work / "teacher-logits.npz"
-    names = json.dumps([str(t) for t in teachers])
+    names = json.dumps([str(t) for t in teachers] + (["answers only"] if answers_only else []))
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
             start, end, offsets, saved = z["start"], z["end"], z["offsets"], str(z["teachers"])
@@ -400,7 +546,8 @@ def attach_teacher(feats: list[dict], work: Path, teachers: list[str], pad_id: i
             raise SystemExit(f"{path} holds other teachers or windows ({saved}): delete it to recompute")
         print(f"teacher logits from {path}", flush=True)
     else:
-        start, end, offsets = teacher_logits(feats, teachers, pad_id, device=device, bf16=bf16)
+        start, end, offsets = teacher_logits(feats, teachers, pad_id, device=device, bf16=bf16,
+                                             answers_only=answers_only)
         tmp = work / "teacher-logits.tmp.npz"
         np.savez(tmp, start=start, end=end, offsets=offsets, teachers=np.array(names))
         tmp.replace(path)
@@ -435,10 +582,13 @@ def train(args: argparse.Namespace) -> None:
     if feats_path.exists():
         feats = [json.loads(line) for line in feats_path.open()]
         print(f"{len(feats)} windows from {feats_path} (delete it to tokenize again with other data "
-              f"settings: --mix, --hard-negatives, --seed, --limit, --max-length, --stride)", flush=True)
+              f"settings: --mix, --hard-negatives, --same-document-negatives, --swap-negatives, --seed, "
+              f"--limit, --max-length, --stride)", flush=True)
     else:
         t0 = time.time()
-        exs = training_examples(Path(args.data_dir), rng, args.mix, hard_rate=args.hard_negatives)
+        exs = training_examples(Path(args.data_dir), rng, args.mix, hard_rate=args.hard_negatives,
+                                same_document_rate=args.same_document_negatives,
+                                swap_rate=args.swap_negatives)
         if args.limit:
             exs = exs[: args.limit]
         feats = featurize(exs, tokenizer, rng, max_length=args.max_length, stride=args.stride)
@@ -459,7 +609,8 @@ def train(args: argparse.Namespace) -> None:
     total = min(len(all_batches), args.max_steps or len(all_batches))
 
     if args.teacher:
-        attach_teacher(feats, work, args.teacher, tokenizer.pad_token_id, device=device, bf16=args.bf16)
+        attach_teacher(feats, work, args.teacher, tokenizer.pad_token_id, device=device, bf16=args.bf16,
+                       answers_only=args.gold_no_answer)
     model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32).to(device)
     if args.init:
         state = torch.load(args.init, map_location=device, weights_only=True)
@@ -492,9 +643,9 @@ def train(args: argparse.Namespace) -> None:
             out = model(**batch)
         loss = out.loss
         if soft:
-            kd = distill_loss(out.start_logits, out.end_logits, soft["t_start"], soft["t_end"],
-                              batch["attention_mask"], args.temperature)
-            loss = (1 - args.distill_weight) * loss + args.distill_weight * kd
+            loss = mixed_loss(out.start_logits, out.end_logits, batch, soft["t_start"], soft["t_end"],
+                              weight=args.distill_weight, temperature=args.temperature,
+                              gold_no_answer=args.gold_no_answer)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -599,6 +750,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--hard-negatives", type=float, default=HARD_NEGATIVE_RATE, metavar="RATE",
                    help="share of questions also paired with a look-alike paragraph of another document "
                         "(BM25), labelled no answer (default 0)")
+    p.add_argument("--same-document-negatives", type=float, default=SAME_DOCUMENT_RATE, metavar="RATE",
+                   help="share of questions also paired with another paragraph of their own document "
+                        "(the BM25-best without the answer), labelled no answer (default 0)")
+    p.add_argument("--swap-negatives", type=float, default=SWAP_RATE, metavar="RATE",
+                   help="share of questions also asked with a name or number swapped for another of their "
+                        "document, labelled no answer (default 0)")
+    p.add_argument("--gold-no-answer", action="store_true",
+                   help="with --teacher: windows labelled no answer learn from the gold label alone")
     p.add_argument("--teacher", nargs="+", default=[], metavar="MODEL",
                    help="distil from these QA model folders: their mean start/end logits become soft "
                         "targets (computed once, kept in the work folder)")
@@ -616,6 +775,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--write-validation", default=None, help="write the SQuAD validation file and exit")
+    p.add_argument("--squad2", action="store_true",
+                   help="with --write-validation: the SQuAD 2.0 validation articles, unanswerables included")
     p.add_argument("--export", action="store_true",
                    help="export the work folder's checkpoint to --out and exit")
     p.add_argument("--average", nargs="+", default=[], metavar="MODEL",
@@ -629,8 +790,9 @@ def main(argv: list[str] | None = None) -> None:
         args.mix = parse_mix(args.mix)  # checked once, before any work; train() uses the result
     except ValueError as err:
         p.error(str(err))
-    if not 0 <= args.hard_negatives <= 1:
-        p.error(f"--hard-negatives must be a share from 0 to 1, got {args.hard_negatives:g}")
+    for flag in ("hard_negatives", "same_document_negatives", "swap_negatives"):
+        if not 0 <= getattr(args, flag) <= 1:
+            p.error(f"--{flag.replace('_', '-')} must be a share from 0 to 1, got {getattr(args, flag):g}")
     if args.max_length < 32 or not 0 < args.stride < args.max_length // 2:
         p.error(f"--max-length must be 32 or more and --stride from 1 to under half of it, got "
                 f"{args.max_length} and {args.stride}")
@@ -652,7 +814,7 @@ def main(argv: list[str] | None = None) -> None:
             p.error(str(err))
         return
     if args.write_validation:
-        n = write_validation_file(Path(args.write_validation), Path(args.data_dir))
+        n = write_validation_file(Path(args.write_validation), Path(args.data_dir), squad2=args.squad2)
         print(f"wrote {n} validation questions to {args.write_validation}")
         return
     made = (Path(args.work_dir) / "features.jsonl").exists() and not args.answer_lengths

@@ -26,7 +26,7 @@ from qa.schema import Answer, Hit, Passage, Span
 
 EXPECTED_KEYS = {
     "questions", "exact_match", "f1", "has_answer_f1", "no_answer_accuracy", "false_abstentions",
-    "recall_at_k", "latency_ms_p50", "latency_ms_p95",
+    "recall_at_k", "latency_ms_p50", "latency_ms_p95", "best_f1", "best_f1_threshold", "no_abstention_f1",
 }
 
 CTX_A0 = "The mill on the river was built in 1820. It ground wheat for three villages."
@@ -198,6 +198,10 @@ def test_evaluate_reader_only(squad_file: Path) -> None:
     assert result["false_abstentions"] == pytest.approx(20.0)
     assert result["recall_at_k"] is None
     assert 0 <= result["latency_ms_p50"] <= result["latency_ms_p95"]
+    # SQuAD 2.0's best threshold: answer q4 .95, q1 .9, q2 .8, q6 .7 (wrong), q5 .3; abstain on q3 (.1)
+    assert result["best_f1"] == pytest.approx(100 * (1 + 1 + 2 / 3 + 0 + 1 + 1) / 6, abs=0.01)
+    assert result["best_f1_threshold"] == 0.3
+    assert result["no_abstention_f1"] == pytest.approx((300 + 200 / 3) / 6, abs=0.01)  # q3 answered: 0
     # each question got exactly its own paragraph, named after it
     question, passages = reader.calls[3]
     assert question == "Who was the miller?"
@@ -320,7 +324,7 @@ def test_lookalike_pairs_are_the_closest_paragraph_of_another_article(squad_file
 
 
 def test_calibration(squad_file: Path) -> None:
-    out = calibration(squad_file, FakeReader(TABLE))
+    out = calibration(squad_file, FakeReader(TABLE), negatives=True)
     # 6 questions (5 answerable) + 6 random pairs + 5 look-alike pairs
     assert out["questions"] == 17 and out["answerable"] == 5 and out["unanswerable"] == 12
     assert out["lookalike"] == 5
@@ -334,10 +338,21 @@ def test_calibration(squad_file: Path) -> None:
     assert row[0.5]["accuracy"] == pytest.approx(100 * (3 + 12) / 17, abs=0.01)
     assert row[0.25]["accuracy"] == pytest.approx(100 * (4 + 12) / 17, abs=0.01)
     assert out["best_threshold"] <= 0.3 and out["best_accuracy"] == pytest.approx(100 * 16 / 17, abs=0.01)
-    table = {r["confidence_above"]: r for r in out["calibration"]}
+    table = {r["confidence_at_least"]: r for r in out["calibration"]}
     assert table[0.5]["answered"] == 4 and table[0.5]["right"] == pytest.approx(75.0)
-    assert table[0.9]["answered"] == 1 and table[0.9]["right"] == 100.0
+    assert table[0.9]["answered"] == 2 and table[0.9]["right"] == 100.0
     assert 0.0 <= out["brier"] <= 1.0
+    bins = {r["from"]: r for r in out["reliability"]}
+    assert sum(r["count"] for r in out["reliability"]) == 17 and bins[0.1]["count"] == 12  # the negatives
+    assert bins[0.9]["count"] == 2 and bins[0.9]["right"] == 1.0
+    # |0.1 - 0| x 12 (negatives) + |0.3 - 1| (q5) + |0.7 - 0| (q6) + |0.8 - 1| (q2) + |0.925 - 1| x 2
+    assert out["ece"] == pytest.approx((1.2 + 0.7 + 0.7 + 0.2 + 0.15) / 17, abs=1e-3)
+
+
+def test_calibration_uses_a_files_own_unanswerables(squad_file: Path) -> None:
+    out = calibration(squad_file, FakeReader(TABLE))  # q3 is unanswerable: no generated pairs
+    assert (out["questions"], out["answerable"], out["unanswerable"], out["lookalike"]) == (6, 5, 1, 0)
+    assert out["reader_threshold"] == 0.5
 
 
 def test_calibration_accepts_items_without_negatives() -> None:
@@ -403,17 +418,16 @@ def test_compare_readers_runs_on_a_tiny_model(squad_file: Path, tmp_path: Path, 
         main(["--model", str(tiny_model_dir), "--precisions", "fp8"])
 
 
-def test_sample_answerable_is_fixed_and_answerable_only(squad_file: Path) -> None:
-    from qa.evaluate import sample_answerable
+def test_sample_questions_is_fixed_and_in_file_order(squad_file: Path) -> None:
+    from qa.evaluate import sample_questions
 
     items = load_squad(squad_file)
-    two = sample_answerable(items, 2)
-    assert len(two) == 2 and all(it.answerable for it in two)
-    assert two == sample_answerable(items, 2)  # seeded
-    assert [items.index(it) for it in two] == sorted(items.index(it) for it in two)  # file order
-    assert sample_answerable(items, 1000) == [it for it in items if it.answerable]
+    three = sample_questions(items, 3)
+    assert len(three) == 3 and three == sample_questions(items, 3)  # seeded
+    assert [items.index(it) for it in three] == sorted(items.index(it) for it in three)  # file order
+    assert sample_questions(items, 1000) == items
     with pytest.raises(ValueError, match="positive"):
-        sample_answerable(items, 0)
+        sample_questions(items, 0)
 
 
 @pytest.mark.slow
@@ -421,9 +435,21 @@ def test_cli_calibration_prints_the_threshold_scan(squad_file: Path, tiny_model_
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     from qa.cli import main
 
-    rc = main(["eval", str(squad_file), "--calibration", "3", "--reader", str(tiny_model_dir), "--json"])
+    v1 = squad_file.with_name("v1.json")  # the answerable questions only: pairs are generated
+    data = json.loads(squad_file.read_text())
+    for art in data["data"]:
+        for para in art["paragraphs"]:
+            para["qas"] = [q for q in para["qas"] if not q.get("is_impossible")]
+    v1.write_text(json.dumps(data), encoding="utf-8")
+    plot = squad_file.parent / "plots" / "reliability.png"
+    rc = main(["eval", str(v1), "--calibration", "3", "--reader", str(tiny_model_dir), "--json",
+               "--plot", str(plot)])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out["answerable"] == 3 and out["unanswerable"] == 6 and out["lookalike"] == 3
     assert {r["threshold"] for r in out["thresholds"]} >= {0.25, 0.5}
-    assert [row["confidence_above"] for row in out["calibration"]] == [0.5, 0.7, 0.9]
+    assert [row["confidence_at_least"] for row in out["calibration"]] == [0.5, 0.7, 0.9]
+    assert 0 <= out["ece"] <= 1 and len(out["reliability"]) == 10
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    assert main(["eval", str(squad_file), "--plot", str(plot)]) == 2  # --plot needs --calibration
+    assert "add --calibration" in capsys.readouterr().err

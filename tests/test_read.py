@@ -301,6 +301,44 @@ def test_trained_reader_finds_an_obvious_answer() -> None:
     _check_span(span, [p], text)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not (DEFAULT_READER / "confidence.json").is_file(), reason="no calibrated reader yet")
+def test_trained_reader_abstains_when_the_text_does_not_say() -> None:
+    r = Reader()
+    assert r.confidence is not None and r.threshold == pytest.approx(r.confidence.threshold)
+    text = "Maria Lopez founded the bakery in 1998. It sells bread and cakes in the town of Velden."
+    p = Passage(id="t#0", source="t.txt", start=0, end=len(text), text=text)
+    assert r.answer("Who won the 2018 FIFA World Cup?", [p]) is None
+    assert r.answer("Who founded the bakery?", [p]).text == "Maria Lopez"
+
+
+def test_calibrated_confidence_comes_from_the_model_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from qa.calibrate import Confidence
+
+    folder = tmp_path / "calibrated"
+    shutil.copytree(tiny_model_dir, folder)
+    assert Reader(model=folder).confidence is None and Reader(model=folder).threshold == DEFAULT_THRESHOLD
+    ps = _passages()
+    margins = [s.margin for s in Reader(model=folder).read("Who kept the log?", ps, top_n=5)]
+    conf = Confidence(threshold_margin=sorted(margins)[2], slope=0.8, intercept=-0.3)
+    conf.save(folder)
+    r = Reader(model=folder)
+    assert r.confidence == conf and r.threshold == pytest.approx(conf.threshold)
+    assert Reader(model=folder, threshold=0.1).threshold == 0.1  # an explicit threshold wins
+    spans = r.read("Who kept the log?", ps, top_n=5)
+    for s in spans:
+        assert s.score == pytest.approx(conf.probability(s.margin), abs=1e-5)
+        _check_span(s, ps, SOURCE_TEXT)
+    assert [s.score for s in spans] == sorted((s.score for s in spans), reverse=True)
+    best = spans[0]
+    assert (r.answer("Who kept the log?", ps) is None) == (best.margin < conf.threshold_margin)
+    (folder / "confidence.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ValueError, match="calibrate-reader"):
+        Reader(model=folder)
+
+
 def test_fast_backend_gives_the_transformers_answers(tiny_model_dir: Path) -> None:
     q = "Who kept the log?"
     ps = _passages()

@@ -89,6 +89,78 @@ def test_hard_negatives_pair_questions_with_look_alikes_of_other_documents(data_
         assert asked.doc not in other_docs and asked.answer not in h.context
 
 
+def _squad2(data_dir: Path) -> None:
+    """Write a SQuAD 2.0 file beside the v1.1 one: each article gains one unanswerable question."""
+    data = json.loads((data_dir / train.SQUAD_FILE).read_text())
+    for art in data["data"]:
+        art["paragraphs"][0]["qas"].append({
+            "id": f"{art['title']}-none", "is_impossible": True, "answers": [],
+            "question": f"Who named the {art['title']} river?",
+            "plausible_answers": [{"text": "hills", "answer_start": 0}]})
+    (data_dir / train.SQUAD2_FILE).write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_squad2_unanswerables_of_training_articles_only(data_dir: Path, tmp_path: Path) -> None:
+    _squad2(data_dir)
+    mix = train.parse_mix([*ONLY_SQUAD, "squad-train=0", "squad2-train-unanswerable=1"])
+    pool = train.training_pools(data_dir, mix)["squad2-train-unanswerable"]
+    assert sorted(e.qid for e in pool) == [f"{t}-none" for t in ("Avon", "Cam", "Dee", "Fal", "Tay", "Ure")]
+    assert all(e.answer == "" and e.answer_start == -1 and e.doc.startswith("squad-train/") for e in pool)
+    assert train.write_validation_file(tmp_path / "v2.json", data_dir, squad2=True) == 8  # 2 articles x 4
+    v2 = json.loads((tmp_path / "v2.json").read_text())
+    assert v2["version"] == "v2.0" and {a["title"] for a in v2["data"]} == {"Exe", "Wye"}
+
+
+def test_same_document_negatives_are_other_paragraphs_of_the_article(data_dir: Path) -> None:
+    mix = train.parse_mix(ONLY_SQUAD)
+    exs = train.training_examples(data_dir, random.Random(0), mix, same_document_rate=1.0)
+    answered = [e for e in exs if e.answer]
+    same = [e for e in exs if e.group == "same-document-negative"]
+    assert len(same) == len(answered)  # each article has other paragraphs without the answer's city
+    for neg in same:
+        asked = next(e for e in answered if e.qid == neg.qid.removesuffix("-same-document"))
+        assert neg.question == asked.question and neg.answer == "" and neg.doc == asked.doc
+        assert neg.context != asked.context and asked.answer not in neg.context
+        assert any(e.doc == asked.doc and e.context == neg.context for e in answered)
+
+
+def test_swap_negatives_change_one_name_of_the_question() -> None:
+    context = ("The Normans conquered Sicily in 1091. Later, in 1130, Roger II was crowned king of "
+               "Sicily. Robert Guiscard led the campaign against Bari.")
+    asked = train.Example("q", "When did the Normans conquer Sicily?", context, "1091",
+                          context.index("1091"), "squad-train", "squad-train/Normans")
+    (neg,) = train.swap_negatives([asked], [asked], random.Random(0))
+    assert neg.answer == "" and neg.context == context and neg.group == "swap-negative"
+    names = ("Robert Guiscard", "Roger II", "Bari")  # outside the answer's sentence
+    assert neg.question in {f"When did the {n} conquer Sicily?" for n in names} | {
+        f"When did the Normans conquer {n}?" for n in names}
+    assert train.mentions("Suddenly, Tesla left in 1884 with 3 men.") == [
+        ("name", "Tesla", 10), ("year", "1884", 24), ("number", "3", 34)]
+    nothing = train.Example("n", "When did they conquer it?", context, "1091", context.index("1091"), "s",
+                            "d")
+    assert train.swap_negatives([nothing], [nothing], random.Random(0)) == []
+
+
+def test_mixed_loss_distils_answers_and_keeps_gold_no_answer() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    start, end = torch.randn(2, 6), torch.randn(2, 6)
+    batch = {"start_positions": torch.tensor([2, 0]), "end_positions": torch.tensor([3, 0]),
+             "attention_mask": torch.ones(2, 6, dtype=torch.long)}
+    t_start, t_end = torch.randn(2, 6), torch.randn(2, 6)
+    gold = torch.nn.functional.cross_entropy
+    ce = (gold(start, batch["start_positions"], reduction="none")
+          + gold(end, batch["end_positions"], reduction="none")) / 2
+    kd = train.distill_loss(start, end, t_start, t_end, batch["attention_mask"], reduction="none")
+    assert kd.mean().item() == pytest.approx(
+        train.distill_loss(start, end, t_start, t_end, batch["attention_mask"]).item(), rel=1e-5)
+    both = train.mixed_loss(start, end, batch, t_start, t_end, weight=0.5)
+    assert both.item() == pytest.approx((0.5 * ce + 0.5 * kd).mean().item(), rel=1e-5)
+    kept = train.mixed_loss(start, end, batch, t_start, t_end, weight=0.5, gold_no_answer=True)
+    assert kept.item() == pytest.approx(((0.5 * ce[0] + 0.5 * kd[0]) + ce[1]).item() / 2, rel=1e-5)
+
+
 def test_featurize_labels_point_at_the_answer(data_dir: Path, tiny_model_dir: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import AutoTokenizer

@@ -21,6 +21,8 @@ from qa.schema import Answer, Hit
 
 ABSTAIN_TEXT = "The article does not say."
 GENERIC_ERROR = "Something went wrong while answering. Please try again."
+#: The confidence's tooltip: what the number means (the shipped reader's is calibrated, qa.calibrate).
+CONFIDENCE_MEANS = "The estimated chance that this answer is right."
 
 _NEWLINES = re.compile(r"\r\n|\r|\n")
 
@@ -116,7 +118,8 @@ def format_answer(answer: Answer) -> str:
     else:
         head = (
             f'<p class="qa-reply"><strong>{escape(answer.text or "")}</strong></p>'
-            f'<p class="qa-confidence">{escape(format_confidence(answer.score))}</p>'
+            f'<p class="qa-confidence" title="{escape(CONFIDENCE_MEANS)}">'
+            f'{escape(format_confidence(answer.score))}</p>'
         )
         label = "Sources:"
     return (
