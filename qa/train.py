@@ -70,6 +70,33 @@ SAME_DOCUMENT_RATE = 0.0
 #: labelled "no answer" with their own paragraph: SQuAD 2.0's commonest kind of unanswerable question.
 #: ``--swap-negatives`` sets it.
 SWAP_RATE = 0.0
+#: Share of answerable questions also asked with a word of their answer's sentence turned into its
+#: opposite ("What is the largest city?" -> "... smallest city?"), labelled "no answer": SQuAD 2.0's
+#: antonym kind of unanswerable question. ``--antonym-negatives`` sets it.
+ANTONYM_RATE = 0.0
+#: Common English opposites for ``antonym_negatives``: each word's opposites, the first one used.
+ANTONYM_PAIRS = tuple(tuple(pair.split("/")) for pair in (
+    "most/least more/less largest/smallest larger/smaller large/small biggest/smallest bigger/smaller "
+    "highest/lowest higher/lower high/low first/last before/after earliest/latest earlier/later "
+    "early/late increase/decrease increased/decreased increases/decreases best/worst better/worse "
+    "major/minor maximum/minimum positive/negative true/false easy/difficult easier/harder "
+    "public/private internal/external north/south east/west northern/southern eastern/western "
+    "upper/lower inner/outer longest/shortest longer/shorter long/short oldest/newest older/newer "
+    "old/new rich/poor strong/weak stronger/weaker won/lost win/lose open/closed opened/closed "
+    "start/end started/ended began/ended accepted/rejected accept/reject allowed/forbidden "
+    "success/failure successful/unsuccessful legal/illegal official/unofficial formal/informal "
+    "common/rare same/different similar/different included/excluded include/exclude "
+    "supported/opposed support/oppose agreed/disagreed rise/fall rose/fell gain/loss gained/lost "
+    "imports/exports import/export above/below inside/outside ancient/modern male/female men/women "
+    "majority/minority direct/indirect directly/indirectly possible/impossible known/unknown "
+    "proven/unproven connected/unconnected relevant/irrelevant accurate/inaccurate complete/incomplete "
+    "deterministic/nondeterministic abstract/concrete theoretical/practical simple/complex "
+    "simpler/harder cheap/expensive cheaper/costlier fast/slow faster/slower always/never "
+    "unlimited/limited many/few increasing/decreasing strengthened/weakened".split()))
+ANTONYMS: dict[str, tuple[str, ...]] = {}
+for _a, _b in ANTONYM_PAIRS:
+    ANTONYMS[_a] = (*ANTONYMS.get(_a, ()), _b)
+    ANTONYMS[_b] = (*ANTONYMS.get(_b, ()), _a)
 #: A name: capitalised words, possibly joined by "of"/"the"/"de" ("Kingdom of Sicily"); a number.
 _NAME = re.compile(r"[A-Z][\w'’-]*(?:\s+(?:(?:of|the|de|von|van)\s+)?[A-Z][\w'’-]*)*")
 _NUMBER = re.compile(r"\b\d[\d,.]*\d\b|\b\d\b")
@@ -203,11 +230,11 @@ def training_pools(data_dir: Path, mix: dict[str, float]) -> dict[str, list[Exam
 def training_examples(data_dir: Path, rng: random.Random, mix: dict[str, float] | None = None, *,
                       hard_rate: float = HARD_NEGATIVE_RATE,
                       same_document_rate: float = SAME_DOCUMENT_RATE,
-                      swap_rate: float = SWAP_RATE) -> list[Example]:
+                      swap_rate: float = SWAP_RATE, antonym_rate: float = ANTONYM_RATE) -> list[Example]:
     """One epoch of examples by ``mix`` (default ``MIX``) plus negatives.
 
     Random ones always, then (``hard_rate``) look-alike, (``same_document_rate``) same-document and
-    (``swap_rate``) name-swapped ones.
+    (``swap_rate``) name-swapped and (``antonym_rate``) antonym ones.
     """
     mix = MIX if mix is None else mix
     pools = training_pools(data_dir, mix)
@@ -231,6 +258,8 @@ def training_examples(data_dir: Path, rng: random.Random, mix: dict[str, float] 
         out.extend(hard_negatives(asked, answerable, same_document=True))
     if swap_rate > 0:
         out.extend(swap_negatives(rng.sample(answerable, int(len(answerable) * swap_rate)), answerable, rng))
+    if antonym_rate > 0:
+        out.extend(antonym_negatives(rng.sample(answerable, int(len(answerable) * antonym_rate)), rng))
     rng.shuffle(out)
     return out
 
@@ -252,6 +281,28 @@ def _sentence(text: str, at: int) -> str:
     starts = [m.end() for m in re.finditer(r"[.!?]\s+", text[:at])]
     end = re.search(r"[.!?](\s|$)", text[at:])
     return text[starts[-1] if starts else 0 : at + end.end() if end else len(text)]
+
+
+def antonym_negatives(questions: list[Example], rng: random.Random) -> list[Example]:
+    """Each question with a word of its answer's sentence replaced by its opposite (``ANTONYMS``).
+
+    The word must stand in the sentence and none of its opposites; the pair is labelled no answer.
+    Questions with no such word are left out.
+    """
+    out = []
+    for e in questions:
+        near = {w.lower() for w in re.findall(r"\w+", _sentence(e.context, e.answer_start))}
+        found = [m for m in re.finditer(r"\w+", e.question)
+                 if m.group().lower() in ANTONYMS and m.group().lower() in near
+                 and not near.intersection(ANTONYMS[m.group().lower()])]
+        if not found:
+            continue
+        m = rng.choice(found)
+        new = ANTONYMS[m.group().lower()][0]
+        new = new.capitalize() if m.group()[0].isupper() else new
+        question = e.question[: m.start()] + new + e.question[m.end():]
+        out.append(Example(f"{e.qid}-antonym", question, e.context, "", -1, "antonym-negative", e.doc))
+    return out
 
 
 def swap_negatives(questions: list[Example], pool: list[Example], rng: random.Random) -> list[Example]:
@@ -582,13 +633,13 @@ def train(args: argparse.Namespace) -> None:
     if feats_path.exists():
         feats = [json.loads(line) for line in feats_path.open()]
         print(f"{len(feats)} windows from {feats_path} (delete it to tokenize again with other data "
-              f"settings: --mix, --hard-negatives, --same-document-negatives, --swap-negatives, --seed, "
-              f"--limit, --max-length, --stride)", flush=True)
+              f"settings: --mix, the --*-negatives rates, --seed, --limit, --max-length, --stride)",
+              flush=True)
     else:
         t0 = time.time()
         exs = training_examples(Path(args.data_dir), rng, args.mix, hard_rate=args.hard_negatives,
                                 same_document_rate=args.same_document_negatives,
-                                swap_rate=args.swap_negatives)
+                                swap_rate=args.swap_negatives, antonym_rate=args.antonym_negatives)
         if args.limit:
             exs = exs[: args.limit]
         feats = featurize(exs, tokenizer, rng, max_length=args.max_length, stride=args.stride)
@@ -756,6 +807,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--swap-negatives", type=float, default=SWAP_RATE, metavar="RATE",
                    help="share of questions also asked with a name or number swapped for another of their "
                         "document, labelled no answer (default 0)")
+    p.add_argument("--antonym-negatives", type=float, default=ANTONYM_RATE, metavar="RATE",
+                   help="share of questions also asked with a word of the answer's sentence turned into its "
+                        "opposite, labelled no answer (default 0)")
     p.add_argument("--gold-no-answer", action="store_true",
                    help="with --teacher: windows labelled no answer learn from the gold label alone")
     p.add_argument("--teacher", nargs="+", default=[], metavar="MODEL",
@@ -790,7 +844,7 @@ def main(argv: list[str] | None = None) -> None:
         args.mix = parse_mix(args.mix)  # checked once, before any work; train() uses the result
     except ValueError as err:
         p.error(str(err))
-    for flag in ("hard_negatives", "same_document_negatives", "swap_negatives"):
+    for flag in ("hard_negatives", "same_document_negatives", "swap_negatives", "antonym_negatives"):
         if not 0 <= getattr(args, flag) <= 1:
             p.error(f"--{flag.replace('_', '-')} must be a share from 0 to 1, got {getattr(args, flag):g}")
     if args.max_length < 32 or not 0 < args.stride < args.max_length // 2:

@@ -141,6 +141,18 @@ def test_swap_negatives_change_one_name_of_the_question() -> None:
     assert train.swap_negatives([nothing], [nothing], random.Random(0)) == []
 
 
+def test_antonym_negatives_turn_a_word_of_the_answers_sentence_into_its_opposite() -> None:
+    context = "Velden is the largest town of the valley. The smallest one is Orth, founded before 1200."
+    asked = train.Example("q", "What is the largest town of the valley?", context, "Velden", 0, "s", "d")
+    (neg,) = train.antonym_negatives([asked], random.Random(0))
+    assert neg.question == "What is the smallest town of the valley?" and neg.answer == ""
+    assert neg.context == context and neg.group == "antonym-negative"
+    both = train.Example("b", "Which town is larger or smaller?", "Orth is larger than Velden and smaller "
+                         "than Aldon.", "Velden", 26, "s", "d")
+    assert train.antonym_negatives([both], random.Random(0)) == []  # the opposite stands there too
+    assert all(w in train.ANTONYMS[o] for w, opposites in train.ANTONYMS.items() for o in opposites)
+
+
 def test_mixed_loss_distils_answers_and_keeps_gold_no_answer() -> None:
     import torch
 
