@@ -667,7 +667,8 @@ def train(args: argparse.Namespace) -> None:
         state = torch.load(args.init, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         print(f"started from step {state['step']} of {args.init}", flush=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, fused=device == "cuda")
+    trainable = freeze(model, args.freeze_layers)
+    opt = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.01, fused=device == "cuda")
     plan = {"total": total}  # the schedule reads it, so a time budget can shorten the run after the probe
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, plan["total"], args.warmup))
     step = 0
@@ -731,6 +732,23 @@ def train(args: argparse.Namespace) -> None:
     out = Path(args.out)
     save_reader(model, tokenizer, out)
     print(f"saved {out}", flush=True)
+
+
+def freeze(model: Any, layers: int) -> list[Any]:
+    """Freeze the embeddings and the first ``layers`` encoder layers (none for 0); return what trains.
+
+    Frozen layers need no gradients: a step costs less, and what they compute cannot drift.
+    """
+    if layers <= 0:
+        return list(model.parameters())
+    frozen = ("embeddings.", *(f"encoder.layer.{i}." for i in range(layers)))
+    out = []
+    for name, param in model.named_parameters():
+        if any(f".{part}" in f".{name}" for part in frozen):
+            param.requires_grad_(False)
+        else:
+            out.append(param)
+    return out
 
 
 def save_reader(model: Any, tokenizer: Any, out: Path) -> None:
@@ -822,6 +840,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-length", type=int, default=MAX_LENGTH, help="window length in tokens")
     p.add_argument("--stride", type=int, default=STRIDE, help="tokens shared by neighbouring windows")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--freeze-layers", type=int, default=0, metavar="N",
+                   help="freeze the embeddings and the first N encoder layers (faster steps, less drift)")
     p.add_argument("--prepare", action="store_true",
                    help="write the work folder's features.jsonl (tokenized windows) and exit")
     p.add_argument("--bf16", action="store_true",
@@ -856,6 +876,8 @@ def main(argv: list[str] | None = None) -> None:
     missing = [t for t in args.teacher if not Path(t).is_dir()]
     if missing:
         p.error(f"--teacher: no model folder at {', '.join(missing)}")
+    if args.freeze_layers < 0:
+        p.error(f"--freeze-layers must be 0 (train everything) or more, got {args.freeze_layers}")
     if args.minutes < 0:
         p.error(f"--minutes must be 0 (no budget) or more, got {args.minutes:g}")
     if args.export:

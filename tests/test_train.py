@@ -434,3 +434,22 @@ def test_answer_lengths_command_prints_a_line_per_set(data_dir: Path, tiny_model
                 "--mix", *ONLY_SQUAD])
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and "p99" in out[0] and "max" in out[0]
+
+
+def test_freeze_keeps_the_embeddings_and_lower_layers_fixed(tiny_model_dir: Path) -> None:
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    model = AutoModelForQuestionAnswering.from_pretrained(str(tiny_model_dir))
+    assert len(train.freeze(model, 0)) == len(list(model.parameters()))
+    trainable = train.freeze(model, 1)  # the tiny model has 2 layers
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert names and all(n.startswith(("bert.encoder.layer.1.", "qa_outputs.")) for n in names)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW(trainable, lr=1e-2)
+    ids = torch.tensor([[101, 2054, 102, 1996, 2158, 102]])
+    out = model(input_ids=ids, start_positions=torch.tensor([3]), end_positions=torch.tensor([4]))
+    out.loss.backward()
+    opt.step()
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]) == (n not in names), n
