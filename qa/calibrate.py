@@ -94,28 +94,36 @@ class Confidence:
 # --- stateless functions ----------------------------------------------------------------------------
 
 
-def best_f1_threshold(scores: Sequence[float], f1s: Sequence[float], answerable: Sequence[bool]
-                      ) -> tuple[float, float]:
+def best_f1_threshold(scores: Sequence[float], f1s: Sequence[float], answerable: Sequence[bool], *,
+                      max_false_abstentions: float | None = None) -> tuple[float, float]:
     """SQuAD 2.0's best-threshold rule: the score threshold (answer when score >= it) of the best F1.
 
     ``scores``: each question's best-span score (higher: likelier an answer); ``f1s``: that span's F1
     (0..100) against the question's gold answers (ignored for unanswerable ones). Returns (best F1,
     threshold); abstaining on everything is the starting point, and its threshold is above every score.
-    Questions with equal scores are answered or abstained together.
+    Questions with equal scores are answered or abstained together. ``max_false_abstentions`` (a
+    percentage): only thresholds that withhold at most that share of the answerable questions count.
     """
     if not len(scores) == len(f1s) == len(answerable) or not scores:
         raise ValueError("give one score, F1 and answerable flag per question, and at least one question")
+    if max_false_abstentions is not None and not 0 <= max_false_abstentions <= 100:
+        raise ValueError(f"max_false_abstentions is a percentage from 0 to 100, "
+                         f"got {max_false_abstentions!r}")
+    limit = 100.0 if max_false_abstentions is None else max_false_abstentions
+    has = sum(bool(a) for a in answerable)
     order = sorted(range(len(scores)), key=lambda k: -scores[k])
-    current = best = float(sum(not a for a in answerable))  # every question abstained
-    threshold = math.inf
+    current = float(sum(not a for a in answerable))  # every question abstained
+    withheld = has
+    best, threshold = (current, math.inf) if has == 0 or limit >= 100 else (-math.inf, math.inf)
     i = 0
     while i < len(order):
         j = i
         while j < len(order) and scores[order[j]] == scores[order[i]]:
             k = order[j]
             current += f1s[k] / 100 if answerable[k] else -1.0
+            withheld -= bool(answerable[k])
             j += 1
-        if current > best:
+        if current > best and 100.0 * withheld / max(1, has) <= limit:
             best, threshold = current, float(scores[order[i]])
         i = j
     return 100.0 * best / len(scores), threshold
@@ -226,17 +234,24 @@ def measure(items: Sequence[Any], reader: Any, *, progress: bool = False) -> lis
     return out
 
 
-def calibrate(rows: Sequence[tuple[float, float, bool]], *, fitted_on: str = "") -> Confidence:
-    """The best-F1 margin threshold and the Platt map fitted on ``measure`` rows."""
+def calibrate(rows: Sequence[tuple[float, float, bool]], *, fitted_on: str = "",
+              max_false_abstentions: float | None = None) -> Confidence:
+    """The best-F1 margin threshold and the Platt map fitted on ``measure`` rows.
+
+    ``max_false_abstentions``: see ``best_f1_threshold``.
+    """
     margins = [m for m, _, _ in rows]
-    best_f1, threshold = best_f1_threshold(margins, [f for _, f, _ in rows], [a for _, _, a in rows])
+    best_f1, threshold = best_f1_threshold(margins, [f for _, f, _ in rows], [a for _, _, a in rows],
+                                           max_false_abstentions=max_false_abstentions)
     if not math.isfinite(threshold):
         raise ValueError("abstaining on every question scores best here: the file needs answerable "
                          "questions the reader gets right")
     fit = [(m, a and f >= RIGHT_F1) for m, f, a in rows if math.isfinite(m)]
     slope, intercept = fit_platt([m for m, _ in fit], [r for _, r in fit])
+    rule = "best SQuAD 2.0 F1" + ("" if max_false_abstentions is None else
+                                  f", at most {max_false_abstentions:g} % false abstentions")
     return Confidence(threshold_margin=threshold, slope=slope, intercept=intercept, fitted_on=fitted_on,
-                      figures={"best_f1": round(best_f1, 2)})
+                      figures={"rule": rule, "f1": round(best_f1, 2)})
 
 
 def cross_fitted(rows: Sequence[tuple[float, float, bool]], groups: Sequence[str]) -> list[float]:
@@ -259,6 +274,29 @@ def cross_fitted(rows: Sequence[tuple[float, float, bool]], groups: Sequence[str
     return probs
 
 
+def figures(rows: Sequence[tuple[float, float, bool]], confidence: Confidence, held: Sequence[float]
+            ) -> dict[str, Any]:
+    """What a stored confidence does on ``measure`` rows: F1, abstentions, calibration error.
+
+    ``held``: the rows' cross-fitted confidences (``cross_fitted``), for the honest calibration error.
+    """
+    best_f1, _ = best_f1_threshold([m for m, _, _ in rows], [f for _, f, _ in rows], [a for _, _, a in rows])
+    right = [a and f >= RIGHT_F1 for _, f, a in rows]
+    fitted = [confidence.probability(m) if math.isfinite(m) else 0.0 for m, _, _ in rows]
+    withheld = [m < confidence.threshold_margin for m, _, _ in rows]
+    has = [k for k, (_, _, a) in enumerate(rows) if a]
+    no = [k for k, (_, _, a) in enumerate(rows) if not a]
+    return {
+        "best_f1": round(best_f1, 2),
+        "questions": len(rows),
+        "threshold": round(confidence.threshold, 4),
+        "no_answer_accuracy": round(100 * sum(withheld[k] for k in no) / max(1, len(no)), 2),
+        "false_abstentions": round(100 * sum(withheld[k] for k in has) / max(1, len(has)), 2),
+        "ece": round(expected_calibration_error(fitted, right), 4),
+        "ece_cross_fitted": round(expected_calibration_error(held, right), 4),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """``qa calibrate-reader FILE``: fit and store a reader's abstention threshold and confidence map."""
     p = argparse.ArgumentParser(prog="qa calibrate-reader", description=main.__doc__.split(": ", 1)[1])
@@ -266,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
                                 "`python -m qa.train --write-validation VAL2 --squad2`")
     p.add_argument("--reader", default=None, help="model folder (default: the shipped qa/reader_model)")
     p.add_argument("--precision", default="auto", help="the reader's arithmetic (see `qa ask --help`)")
+    p.add_argument("--max-false-abstentions", type=float, default=None, metavar="PCT",
+                   help="choose the best-F1 threshold among those that withhold at most PCT %% of the "
+                        "answerable questions (default: the plain best-F1 threshold of SQuAD 2.0)")
     p.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
     p.add_argument("--plot", default=None, metavar="PNG", help="draw the cross-fitted reliability diagram")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -281,27 +322,14 @@ def main(argv: list[str] | None = None) -> int:
         reader = Reader(model=folder, precision=args.precision)
         rows = measure(items, reader, progress=not args.json)
         confidence = calibrate(rows, fitted_on=f"{Path(args.file).name}: {len(rows)} questions, "
-                                               f"{sum(not a for _, _, a in rows)} unanswerable")
-        right = [a and f >= RIGHT_F1 for _, f, a in rows]
-        fitted = [confidence.probability(m) if math.isfinite(m) else 0.0 for m, _, _ in rows]
+                                               f"{sum(not a for _, _, a in rows)} unanswerable",
+                               max_false_abstentions=args.max_false_abstentions)
         held = cross_fitted(rows, [it.title for it in items])
-        answered = [m >= confidence.threshold_margin for m, _, _ in rows]
-        figures = {
-            **confidence.figures,
-            "questions": len(rows),
-            "threshold": round(confidence.threshold, 4),
-            "no_answer_accuracy": round(100 * sum(not x for x, (_, _, a) in zip(answered, rows, strict=True)
-                                                  if not a) / max(1, sum(not a for _, _, a in rows)), 2),
-            "false_abstentions": round(100 * sum(not x for x, (_, _, a) in zip(answered, rows, strict=True)
-                                                 if a) / max(1, sum(a for _, _, a in rows)), 2),
-            "ece": round(expected_calibration_error(fitted, right), 4),
-            "ece_cross_fitted": round(expected_calibration_error(held, right), 4),
-            "precision": reader.precision,
-        }
+        measured = {**confidence.figures, **figures(rows, confidence, held), "precision": reader.precision}
         confidence = Confidence(confidence.threshold_margin, confidence.slope, confidence.intercept,
-                                confidence.fitted_on, figures)
+                                confidence.fitted_on, measured)
         if args.plot:
-            plot_reliability(reliability(held, right), args.plot,
+            plot_reliability(reliability(held, [a and f >= RIGHT_F1 for _, f, a in rows]), args.plot,
                              title=f"{folder.name}, {Path(args.file).name} (cross-fitted)")
         if not args.dry_run:
             confidence.save(folder)

@@ -107,8 +107,15 @@ def test_calibrate_picks_the_best_f1_margin_and_a_rising_map() -> None:
     assert -2.0 < conf.threshold_margin < 2.0 and conf.slope > 0
     scores = [m for m, _, _ in rows]
     best, _ = best_f1_threshold(scores, [f for _, f, _ in rows], [a for _, _, a in rows])
-    assert conf.figures["best_f1"] == pytest.approx(best, abs=0.01)
+    assert conf.figures["f1"] == pytest.approx(best, abs=0.01)
+    capped = calibrate.calibrate(rows, max_false_abstentions=5.0)
+    assert capped.threshold_margin < conf.threshold_margin and capped.figures["f1"] <= conf.figures["f1"]
+    withheld = sum(m < capped.threshold_margin for m, _, a in rows if a) / sum(a for _, _, a in rows)
+    assert withheld <= 0.05 and "5 % false abstentions" in capped.figures["rule"]
     held = calibrate.cross_fitted(rows, [f"article-{k % 4}" for k in range(len(rows))])
+    figures = calibrate.figures(rows, capped, held)
+    assert figures["false_abstentions"] == pytest.approx(100 * withheld, abs=0.01)
+    assert figures["best_f1"] == pytest.approx(best, abs=0.01) and 0 <= figures["ece_cross_fitted"] <= 1
     assert len(held) == len(rows) and all(0 < p < 1 for p in held)
     with pytest.raises(ValueError, match="two articles"):
         calibrate.cross_fitted(rows, ["one"] * len(rows))
