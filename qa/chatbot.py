@@ -204,14 +204,20 @@ class Chatbot:
         text = clean_question(question)
         return self.retriever.retrieve(retrieval_query(text, history), top_k=self.top_k)
 
-    def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:
-        """Answer a question with a span of the documents, or abstain (``text`` None)."""
+    def candidate(self, question: str, history: Sequence[Any] | None = None) -> tuple[list[Hit], Span | None]:
+        """The retrieved passages and the span ``ask`` would answer with, before it may abstain."""
         text = clean_question(question)
         hits = self.retrieve(text, history)
         if not hits:
+            return hits, None
+        return hits, select_span(self.reader.read(text, hits, top_n=len(hits), per_passage=True), hits)
+
+    def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:
+        """Answer a question with a span of the documents, or abstain (``text`` None)."""
+        text = clean_question(question)
+        hits, best = self.candidate(text, history)
+        if not hits:
             return Answer(question=text, text=None, score=0.0, start=None, end=None, source=None)
-        spans = self.reader.read(text, hits, top_n=len(hits), per_passage=True)
-        best = select_span(spans, hits)
         similarity = next((h.score for h in hits if best is not None and h.id == best.passage_id), 1.0)
         if best is None or best.score < self.reader.threshold or similarity < self.min_similarity:
             score = best.score if best is not None else 0.0

@@ -209,7 +209,7 @@ def evaluate(
 
     reader = _resolve_reader(reader)
     preds: list[str | None] = []
-    best: list[Any] = []  # reader-only: each question's best span, answered or not
+    best: list[Any] = []  # each question's best span, answered or not
     latencies: list[float] = []
     recalled: list[bool] = []
     bar = tqdm(total=len(items), desc="evaluate", unit="q", file=sys.stderr, disable=not progress)
@@ -241,16 +241,20 @@ def evaluate(
                                   **floor)
             if hasattr(bot, "warm_up"):
                 bot.warm_up()
+            candidates = hasattr(bot, "candidate")  # the span before abstention, for best_f1
             for item in items:
                 t0 = time.perf_counter()
                 answer = bot.ask(item.question)
                 latencies.append(1000 * (time.perf_counter() - t0))
                 preds.append(None if answer.text is None else answer.text)
+                if candidates:  # an answer is its own best span; an abstention is asked again
+                    best.append(answer if answer.text is not None else bot.candidate(item.question)[1])
                 if item.answerable:
                     recalled.append(_recalled(item, answer.passages))
                 bar.update(1)
     bar.close()
-    return _summary(items, preds, latencies, None if reader_only else recalled, best if reader_only else None)
+    return _summary(items, preds, latencies, None if reader_only else recalled,
+                    best if len(best) == len(items) else None)
 
 
 def _recalled(item: EvalItem, hits: Sequence[Any]) -> bool:
@@ -267,7 +271,7 @@ def _summary(items: list[EvalItem], preds: list[str | None], latencies: list[flo
              recalled: list[bool] | None, best: list[Any] | None = None) -> dict[str, Any]:
     """The metrics dictionary returned by ``evaluate``.
 
-    ``best`` (reader only): each question's best span whatever its confidence, for SQuAD 2.0's
+    ``best``: each question's best span whatever its confidence (None: unknown), for SQuAD 2.0's
     ``best_f1`` (the F1 at the best confidence threshold, answering when the confidence reaches
     ``best_f1_threshold``) and ``no_abstention_f1`` (every question answered).
     """

@@ -91,6 +91,8 @@ def test_ask_abstains_below_threshold(tmp_path, article_dir, fake_embedder, fake
     assert answer.abstained and answer.text is None and answer.start is None
     assert answer.passages, "an abstention still shows the closest passages"
     assert answer.to_dict()["answer"] is None
+    hits, span = bot.candidate("What is the capital of Australia?")  # what it would have said
+    assert tuple(hits) == answer.passages and span is not None and span.score == answer.score
 
 
 def test_follow_up_retrieves_with_the_earlier_turn(tmp_path, article_dir, fake_embedder, fake_reader):
@@ -142,6 +144,16 @@ def test_default_chatbot_answers_the_engine_question(tmp_path, article_text):
     assert any("engine" in h.text for h in answer.passages)
     if answer.text is not None:
         assert article_text[answer.start : answer.end] == answer.text
+
+
+@pytest.mark.slow
+def test_default_chatbot_says_the_article_does_not_say(tmp_path):
+    """The real pipeline abstains on questions the seed article does not answer."""
+    bot = Chatbot(index_dir=tmp_path / "index", log=lambda m: None)
+    for question in ("Who won the 2018 FIFA World Cup?", "What is the capital of Australia?"):
+        answer = bot.ask(question)
+        assert answer.abstained, (question, answer.text, answer.score)
+        assert answer.score < bot.reader.threshold and answer.passages
 
 
 @pytest.fixture(scope="module")

@@ -246,6 +246,14 @@ class FakeChatbot:
         self.folder = Path(folder)
 
     def ask(self, question: str) -> Answer:
+        """Answer from ``hits``, or abstain below the reader's threshold."""
+        hits = self.hits(question)
+        span = self.reader.answer(question, hits)
+        if span is None:
+            return Answer(question, None, 0.0, None, None, None, tuple(hits))
+        return Answer(question, span.text, span.score, span.start, span.end, span.source, tuple(hits))
+
+    def hits(self, question: str) -> list[Hit]:
         """Retrieve the wrong paragraph for the floats question and the right one otherwise."""
         want = {"Who used glass floats?": "000-000.txt"}.get(question)
         hits = []
@@ -260,10 +268,16 @@ class FakeChatbot:
                 p = Passage(id=f"{name}#0", source=str(self.folder / name), start=start, end=end,
                             text=text[start:end])
                 hits.append(Hit(passage=p, score=1.0))
-        span = self.reader.answer(question, hits)
-        if span is None:
-            return Answer(question, None, 0.0, None, None, None, tuple(hits))
-        return Answer(question, span.text, span.score, span.start, span.end, span.source, tuple(hits))
+        return hits
+
+
+class CandidateChatbot(FakeChatbot):
+    """A fake chatbot that also tells its best span before abstaining, as ``Chatbot.candidate``."""
+
+    def candidate(self, question: str) -> tuple[list[Hit], Span | None]:
+        """The hits and the reader's best span among them."""
+        hits = self.hits(question)
+        return hits, self.reader.read(question, hits)[0]
 
 
 def test_evaluate_full_pipeline_and_recall(squad_file: Path) -> None:
@@ -280,6 +294,17 @@ def test_evaluate_full_pipeline_and_recall(squad_file: Path) -> None:
     assert result["questions"] == 6
     # the same answers as reader-only except q6: "nets" is not in the retrieved paragraph -> first word
     assert result["no_answer_accuracy"] == 100.0
+
+
+def test_evaluate_full_pipeline_best_threshold(squad_file: Path) -> None:
+    plain = evaluate(squad_file, reader_only=False, reader=FakeReader(TABLE), chatbot_factory=FakeChatbot,
+                     progress=False)
+    assert plain["best_f1"] is None and plain["no_abstention_f1"] is None  # no candidate() to ask
+    result = evaluate(squad_file, reader_only=False, reader=FakeReader(TABLE),
+                      chatbot_factory=CandidateChatbot, progress=False)
+    # answered: q1 .9, q2 .8, q4 .95, q6's first word .1 (wrong paragraph); abstained: q3 .1, q5 (half) .1
+    assert result["best_f1_threshold"] == 0.8 and result["best_f1"] >= result["f1"]
+    assert result["best_f1"] == pytest.approx(100 * (1 + 2 / 3 + 1 + 1) / 6, abs=0.01)
 
 
 def test_pipeline_files_hold_each_paragraph_once(squad_file: Path) -> None:
