@@ -196,7 +196,7 @@ def plot_reliability(rows: Sequence[dict[str, Any]], path: str | Path, *, title:
     top.bar([r["from"] for r in filled], [r["right"] for r in filled], width=width, align="edge",
             color="#4c72b0", edgecolor="white", label="share right")
     top.plot([r["confidence"] for r in filled], [r["right"] for r in filled], "o", color="#dd8452",
-             label="bin's mean confidence")
+             label="share right at the bin's mean confidence")
     top.set(ylabel="share of answers right", xlim=(0, 1), ylim=(0, 1), title=title)
     top.legend(loc="upper left", fontsize=8)
     bottom.bar([r["from"] for r in rows], [r["count"] for r in rows], width=width, align="edge",
