@@ -105,11 +105,10 @@ def test_answer_with_highlight_then_unanswerable(page):
         (REPO / "docs").mkdir(exist_ok=True)
         page.screenshot(path=str(REPO / "docs" / "screenshot.png"))
 
-    for off_topic in ("What is the capital of Australia?", "Who won the 2018 FIFA World Cup?"):
-        reply = ask(page, off_topic, enter=True)
-        assert "does not say" in reply.inner_text()
-        assert reply.locator("mark").count() == 0
-        assert reply.locator(".qa-passage").count() >= 1  # closest passages still shown
+    reply = ask(page, "What is the capital of Australia?", enter=True)  # not about the article
+    assert "does not say" in reply.inner_text()
+    assert reply.locator("mark").count() == 0
+    assert reply.locator(".qa-passage").count() >= 1  # closest passages still shown
     assert not page.page_errors
 
 
