@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from qa.chatbot import (
     MAX_QUESTION_CHARS,
+    RANK_PRIOR,
     Chatbot,
     clean_question,
     previous_questions,
@@ -218,14 +219,15 @@ def _hit(i: int, text: str = "words") -> Hit:
 def test_select_span_weighs_confidence_by_retrieval_rank() -> None:
     hits = [_hit(0), _hit(1), _hit(2)]
     first = Span("a", 0.5, 0, 1, "doc", "doc#0")
-    third = Span("b", 0.8, 20, 21, "doc", "doc#2")
-    # 0.8 * 0.7**2 = 0.39 < 0.5: the top passage's span wins although the reader likes the other more
+    third = Span("b", 0.7, 20, 21, "doc", "doc#2")
+    # 0.7 * RANK_PRIOR**2 < 0.5: the top passage's span wins although the reader likes the other more
+    assert 0.7 * RANK_PRIOR**2 < 0.5
     assert select_span([third, first], hits) is first
     assert select_span([third, first], hits, prior=1.0) is third  # no prior: confidence alone
     assert select_span([third, first], hits, prior=0.0) is first  # only the top passage counts
     weak_first = Span("a", 0.3, 0, 1, "doc", "doc#0")
     strong = Span("c", 0.95, 10, 11, "doc", "doc#1")
-    assert select_span([weak_first, strong], hits) is strong  # 0.95 * 0.7 = 0.665 > 0.3
+    assert select_span([weak_first, strong], hits) is strong  # 0.95 * RANK_PRIOR > 0.3
     assert select_span([], hits) is None
     with pytest.raises(ValueError, match="prior"):
         select_span([first], hits, prior=1.5)
