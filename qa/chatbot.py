@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from qa.chunk import sentence_around
+from qa.followup import Turn, is_follow_up, resolve, self_contained, turns
 from qa.retrieve import DEFAULT_TOP_K, MODES
 from qa.schema import Answer, Hit, Span
 
@@ -17,13 +19,6 @@ DEFAULT_SOURCES: tuple[Path, ...] = (REPO_ROOT / "seeds",)
 DEFAULT_INDEX_DIR = REPO_ROOT / "index"
 DEFAULT_MODE = "hybrid"
 MAX_QUESTION_CHARS = 1000
-#: Words that point back to an earlier turn; a question with one of them (or of at most
-#: FOLLOW_UP_MAX_WORDS words) is retrieved together with the previous question.
-FOLLOW_UP_WORDS = frozenset(
-    "they them their theirs it its he him his she her hers this that these those there then "
-    "such same one ones former latter".split()
-)
-FOLLOW_UP_MAX_WORDS = 3
 #: Each retrieved passage's best span competes with its confidence times RANK_PRIOR ** (the passage's
 #: retrieval rank - 1): a confident span in a lower-ranked passage is often about something else.
 #: ``python scripts/selection_check.py`` (700 questions per split, top 3 of all 1,726 SQuAD paragraphs):
@@ -68,32 +63,11 @@ def clean_question(question: Any) -> str:
     return text
 
 
-def previous_questions(history: Sequence[Any] | None) -> list[str]:
-    """The earlier user questions in a conversation (strings, Answers, or chat-message dicts)."""
-    out: list[str] = []
-    for turn in history or ():
-        if isinstance(turn, str):
-            q = turn
-        elif isinstance(turn, Answer):
-            q = turn.question
-        elif isinstance(turn, dict) and turn.get("role", "user") == "user":
-            q = turn.get("content")
-        else:
-            continue
-        if isinstance(q, str) and q.strip():
-            out.append(q.strip())
-    return out
-
-
-def retrieval_query(question: str, history: Sequence[Any] | None) -> str:
-    """The text to retrieve with: the question, preceded by the last one when it is a follow-up."""
-    earlier = previous_questions(history)
-    if not earlier:
+def retrieval_query(question: str, history: Sequence[Turn]) -> str:
+    """The text to retrieve with: a follow-up, made self-contained, preceded by the previous question."""
+    if not is_follow_up(question, history):
         return question
-    words = [w.lower() for w in _WORD.findall(question)]
-    if len(words) <= FOLLOW_UP_MAX_WORDS or FOLLOW_UP_WORDS.intersection(words):
-        return f"{earlier[-1]} {question}"
-    return question
+    return f"{history[-1].question} {resolve(question, history)}"
 
 
 def select_span(spans: Sequence[Span], hits: Sequence[Hit], *, prior: float = RANK_PRIOR) -> Span | None:
@@ -107,6 +81,15 @@ def select_span(spans: Sequence[Span], hits: Sequence[Hit], *, prior: float = RA
         if key > best_key:
             best, best_key = span, key
     return best
+
+
+def _context(span: Span, hits: Sequence[Hit]) -> dict[str, int | None]:
+    """The source offsets of the sentence the span stands in (``Answer.context_start`` / ``_end``)."""
+    for hit in hits:
+        if hit.id == span.passage_id and hit.start <= span.start <= span.end <= hit.end:
+            s, e = sentence_around(hit.text, span.start - hit.start, span.end - hit.start)
+            return {"context_start": hit.start + s, "context_end": hit.start + e}
+    return {"context_start": None, "context_end": None}
 
 
 class Chatbot:
@@ -197,15 +180,20 @@ class Chatbot:
         """The top passages for a question, using the conversation for follow-ups."""
         self.warm_up()
         text = clean_question(question)
-        return self.retriever.retrieve(retrieval_query(text, history), top_k=self.top_k)
+        return self.retriever.retrieve(retrieval_query(text, turns(history)), top_k=self.top_k)
 
     def candidate(self, question: str, history: Sequence[Any] | None = None) -> tuple[list[Hit], Span | None]:
-        """The retrieved passages and the span ``ask`` would answer with, before it may abstain."""
+        """The retrieved passages and the span ``ask`` would answer with, before it may abstain.
+
+        ``history``: the earlier turns, as ``Answer``s, (question, answer text) pairs or questions.
+        """
         text = clean_question(question)
-        hits = self.retrieve(text, history)
+        earlier = turns(history)
+        hits = self.retrieve(text, earlier)
         if not hits:
             return hits, None
-        return hits, select_span(self.reader.read(text, hits, top_n=len(hits), per_passage=True), hits)
+        asked = self_contained(text, earlier)  # the reader sees the follow-up made self-contained
+        return hits, select_span(self.reader.read(asked, hits, top_n=len(hits), per_passage=True), hits)
 
     def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:
         """Answer a question with a span of the documents, or abstain (``text`` None)."""
@@ -218,4 +206,4 @@ class Chatbot:
             score = best.score if best is not None else 0.0
             return Answer(text, None, score, None, None, None, tuple(hits))
         return Answer(text, best.text, best.score, best.start, best.end, best.source, tuple(hits),
-                      passage_id=best.passage_id)
+                      passage_id=best.passage_id, **_context(best, hits))

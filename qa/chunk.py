@@ -126,6 +126,20 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return [span for p in _paragraphs(text) for span in _sentences_in(text, *p)]
 
 
+def sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
+    """The ``(start, end)`` of the sentence(s) of ``text`` that hold ``text[start:end]``.
+
+    Falls back to the span itself where no sentence covers it (a span across a paragraph break).
+    """
+    _check_text(text)
+    if not 0 <= start <= end <= len(text):
+        raise ValueError(f"span {start}:{end} is outside a text of {len(text)} characters")
+    covering = [(s, e) for s, e in split_sentences(text) if s < end and e > start]
+    if not covering:
+        return start, end
+    return min(covering[0][0], start), max(covering[-1][1], end)
+
+
 def _cut_long(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
     """Cut a span longer than ``max_chars`` at word boundaries (hard cuts inside huge words)."""
     pieces = []

@@ -1,4 +1,4 @@
-"""The ``qa`` command: index, ask, serve, eval, bench, compare-readers, train-reader, calibrate-reader."""
+"""The ``qa`` command: index, ask, chat, serve, eval, bench, compare-readers, train- and calibrate-reader."""
 
 from __future__ import annotations
 
@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _corpus_args(p)
 
+    p = sub.add_parser("chat", help="a conversation in the terminal (follow-ups, /sources, /clear)")
+    _corpus_args(p)
+
     p = sub.add_parser("serve", help="start the Gradio chat app")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
@@ -116,13 +119,11 @@ def _sources_for(args: argparse.Namespace) -> list[str] | None:
 
 def _print_answer(answer: Any) -> None:
     """Human-readable answer with its passages."""
-    if answer.abstained:
-        print(f"The article does not say. (best confidence {answer.score:.0%})")
-    else:
-        where = f"{answer.source} [{answer.start}:{answer.end}]"
-        print(f"{answer.text}\n  confidence {answer.score:.0%} · {where}")
-    for i, hit in enumerate(answer.passages, 1):
-        print(f"\n[{i}] {hit.source} [{hit.start}:{hit.end}] score {hit.score:.2f}\n    {hit.text}")
+    from qa.chat import format_reply, format_sources
+
+    print(format_reply(answer))
+    print()
+    print(format_sources(answer))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,6 +142,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             _print_answer(answer)
         return 0
+    if args.command == "chat":
+        from qa.chat import chat
+
+        bot = Chatbot(sources=_sources_for(args), index_dir=args.index_dir, reader=_reader_for(args),
+                      top_k=args.top_k, mode=args.mode, min_similarity=args.min_similarity)
+        return chat(bot)
     if args.command == "serve":
         from ui.app import serve
 
@@ -150,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
               min_similarity=args.min_similarity)
         return 0
     if args.command == "eval":
+        from qa.conversations import evaluate_conversations, is_conversations_file
         from qa.evaluate import calibration, evaluate, load_squad, sample_questions
 
         if args.plot and not args.calibration:
@@ -162,6 +170,12 @@ def run(args: argparse.Namespace) -> int:
 
                 plot_reliability(result["reliability"], args.plot,
                                  title=f"{Path(args.file).name}, {result['questions']} questions")
+        elif is_conversations_file(args.file):
+            if args.reader_only:
+                raise ValueError("--reader-only does not apply to a conversations file: its turns are asked "
+                                 "of the whole pipeline with the conversation so far")
+            result = evaluate_conversations(args.file, top_k=args.top_k, reader=_reader_for(args),
+                                            min_similarity=args.min_similarity)
         else:
             result = evaluate(args.file, reader_only=args.reader_only, top_k=args.top_k,
                               reader=_reader_for(args), min_similarity=args.min_similarity)

@@ -92,11 +92,23 @@ class Answer:
     source: str | None
     passages: tuple[Hit, ...] = field(default_factory=tuple)
     passage_id: str | None = None
+    context_start: int | None = None
+    context_end: int | None = None
 
     @property
     def abstained(self) -> bool:
         """True when the reader found no supported answer."""
         return self.text is None
+
+    @property
+    def context(self) -> str | None:
+        """The sentence the answer stands in (``source_text[context_start:context_end]``), if known."""
+        if self.context_start is None or self.context_end is None:
+            return None
+        for hit in self.passages:
+            if hit.id == self.passage_id and hit.start <= self.context_start <= self.context_end <= hit.end:
+                return hit.text[self.context_start - hit.start:self.context_end - hit.start]
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object printed by ``qa ask --json`` and returned by the app's ``/ask``."""
@@ -107,5 +119,8 @@ class Answer:
             "start": self.start,
             "end": self.end,
             "source": self.source,
+            "context": self.context,
+            "context_start": self.context_start,
+            "context_end": self.context_end,
             "passages": [h.to_dict() for h in self.passages],
         }

@@ -22,6 +22,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
+from qa.followup import Turn
 from qa.schema import Answer, Hit, Passage
 from ui.app import EXAMPLES, SHARE_FAILED, build_app, launch, parse_auth
 from ui.format import GENERIC_ERROR
@@ -29,7 +30,8 @@ from ui.format import GENERIC_ERROR
 REPO = Path(__file__).resolve().parent.parent
 ARTICLE_PATH = REPO / "seeds" / "article.txt"
 QUESTION = "Why does Turkey want Ukrainian engines?"
-ANSWER_KEYS = {"question", "answer", "score", "start", "end", "source", "passages"}
+ANSWER_KEYS = {"question", "answer", "score", "start", "end", "source", "context", "context_start",
+               "context_end", "passages"}
 PASSAGE_KEYS = {"id", "source", "start", "end", "text", "score"}
 #: Anything in the server's output that talks about sharing / the tunnel.
 SHARE_WORDS = re.compile(r"share|tunnel|frpc|gradio\.live|public url", re.I)
@@ -106,6 +108,21 @@ def test_ask_endpoint_returns_answer_dict(fake_app):
     assert c.predict("What is the capital of Australia?", api_name="/ask")["answer"] is None
 
 
+def test_ask_endpoint_takes_an_optional_history(fake_app):
+    bot, _, url = fake_app
+    c = client(url)
+    first = "Who objected to the factory deal?"
+    c.predict("Why did they object?", [{"question": first, "answer": "the United States"}], api_name="/ask")
+    assert bot.calls[-1] == ("Why did they object?", [Turn(first, "the United States")])
+    c.predict("Why did they object?", [[first, None]], api_name="/ask")  # pairs; null: it abstained
+    assert bot.calls[-1] == ("Why did they object?", [Turn(first, None)])
+    c.predict(QUESTION, api_name="/ask")  # without a history: as before
+    assert bot.calls[-1] == (QUESTION, [])
+    with pytest.raises(AppError, match="Bad history"):
+        c.predict(QUESTION, [{"question": 5}], api_name="/ask")
+    assert c.predict(QUESTION, api_name="/ask")["answer"] == "how to make engines"
+
+
 def test_ask_errors_are_app_errors_and_server_keeps_serving(fake_app):
     _, _, url = fake_app
     c = client(url)
@@ -143,8 +160,11 @@ def test_chat_passes_earlier_questions_as_history_and_shows_errors(fake_app):
     assert "&lt;script&gt;" in chat[-2]["content"]
     _, chat, pending = show("Why did they object?", chat)
     chat, asked = answer(pending, chat, asked)
-    assert bot.calls[-1] == ("Why did they object?", ["Who objected to the factory deal?"])
-    assert asked == ["Who objected to the factory deal?", "Why did they object?"]
+    # the earlier question goes with the answer the chat gave it
+    first = ("Who objected to the factory deal?", "how to make engines")
+    assert bot.calls[-1] == ("Why did they object?", [first])
+    assert asked == [["Who objected to the factory deal?", "how to make engines"],
+                     ["Why did they object?", "how to make engines"]]
     assert [m["role"] for m in chat] == ["user", "assistant", "assistant", "user", "assistant",
                                          "user", "assistant"]
     assert _handler(demo, "clear")() == ([], [], "", "")
@@ -272,6 +292,8 @@ def test_real_ask_returns_answer_with_offsets(real_server):
     assert isinstance(out["source"], str)
     text = _source_text(out["source"])
     assert text[out["start"]:out["end"]] == out["answer"]
+    assert out["context_start"] <= out["start"] < out["end"] <= out["context_end"]
+    assert text[out["context_start"]:out["context_end"]] == out["context"]
     assert text == ARTICLE_PATH.read_text(encoding="utf-8").replace("\r\n", "\n")
     assert 1 <= len(out["passages"]) <= 3
     for p in out["passages"]:

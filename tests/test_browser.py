@@ -115,8 +115,16 @@ def test_answer_with_highlight_then_unanswerable(page):
 def test_follow_up_and_clear(page):
     first = ask(page, "Who objected to the factory deal?")
     assert first.locator(".qa-reply").count() == 1
+    assert "United States" in first.locator(".qa-reply strong").inner_text()
     second = ask(page, "Why did they object?", enter=True)
-    assert second.locator(".qa-reply").count() == 1
+    # the follow-up is understood with the conversation: an answer, not "does not say"
+    answer = second.locator(".qa-reply strong").inner_text().strip()
+    assert answer and "does not say" not in second.inner_text()
+    # the sentence it stands in, the answer in bold within it, and the span highlighted in its passage
+    context = second.locator(".qa-context")
+    assert context.is_visible() and answer in context.inner_text()
+    assert context.locator("b").inner_text().strip() == answer
+    assert second.locator("mark").first.inner_text().strip() == answer
     assert page.locator("#qa-chat .qa-question").count() == 2
     page.locator("#qa-clear").click()
     page.wait_for_function("document.querySelectorAll('#qa-chat .qa-question').length === 0")

@@ -13,11 +13,11 @@ from qa.chatbot import (
     RANK_PRIOR,
     Chatbot,
     clean_question,
-    previous_questions,
     retrieval_query,
     select_span,
 )
-from qa.schema import Answer, Hit, Passage, Span
+from qa.followup import Turn
+from qa.schema import Hit, Passage, Span
 
 
 def make_bot(tmp_path: Path, article_dir: Path, fake_embedder, fake_reader, **kw) -> Chatbot:
@@ -45,20 +45,14 @@ def test_clean_question_strips_control_characters_and_keeps_other_scripts() -> N
         clean_question(None)
 
 
-def test_previous_questions_accepts_strings_answers_and_messages() -> None:
-    a = Answer("Q2?", None, 0.0, None, None, None)
-    hist = ["Q1?", a, {"role": "assistant", "content": "x"}, {"role": "user", "content": "Q3?"}, 5]
-    assert previous_questions(hist) == ["Q1?", "Q2?", "Q3?"]
-
-
 def test_retrieval_query_joins_follow_ups_only() -> None:
-    hist = ["Who objected to the factory deal?"]
-    joined = "Who objected to the factory deal? Why did they object?"
+    hist = [Turn("Who objected to the factory deal?", "the United States")]
+    joined = "Who objected to the factory deal? Why did the United States object?"
     assert retrieval_query("Why did they object?", hist) == joined
     assert retrieval_query("Why?", hist).startswith("Who objected")
     standalone = "Which president visited Kyiv on Thursday?"
     assert retrieval_query(standalone, hist) == standalone
-    assert retrieval_query("Why did they object?", None) == "Why did they object?"
+    assert retrieval_query("Why did they object?", []) == "Why did they object?"
 
 
 def test_constructor_checks_arguments(tmp_path: Path) -> None:
@@ -80,7 +74,11 @@ def test_ask_returns_a_span_of_the_source(tmp_path, article_dir, article_text, f
     for hit in answer.passages:
         assert article_text[hit.start : hit.end] == hit.text
     d = answer.to_dict()
-    assert set(d) == {"question", "answer", "score", "start", "end", "source", "passages"}
+    assert set(d) == {"question", "answer", "score", "start", "end", "source", "context", "context_start",
+                      "context_end", "passages"}
+    # the sentence the answer stands in, by offsets into the source
+    assert d["context_start"] <= answer.start < answer.end <= d["context_end"]
+    assert article_text[d["context_start"]:d["context_end"]] == d["context"] == answer.context
     assert set(d["passages"][0]) == {"id", "source", "start", "end", "text", "score"}
     assert "Chinese" in bot.ask("Who tried to buy the factory?").text
 

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.chunk import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, DEFAULT_SENTENCES, chunk_text, split_sentences
+from qa.chunk import (
+    DEFAULT_MAX_CHARS,
+    DEFAULT_OVERLAP,
+    DEFAULT_SENTENCES,
+    chunk_text,
+    sentence_around,
+    split_sentences,
+)
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "article.txt"
 PARAGRAPH_BREAK = re.compile(r"(?:\r\n|\r|\n)[^\S\r\n]*(?:\r\n|\r|\n)")
@@ -185,3 +192,24 @@ def test_property_sentences_are_ordered_stripped_spans(text: str) -> None:
 def test_huge_strings() -> None:
     for text in ("Lorem ipsum dolor. " * 60_000, "x" * 1_000_000, ("word " * 200_000) + "\n\n" + "é." * 1000):
         _check_passages(text, DEFAULT_SENTENCES, DEFAULT_OVERLAP, DEFAULT_MAX_CHARS)
+
+
+def test_sentence_around_gives_the_sentences_holding_a_span() -> None:
+    text = "Dr. Berg built it. The bridge opened in 1990.\n\nIt is long."
+    s = text.index("1990")
+    a, b = sentence_around(text, s, s + 4)
+    assert text[a:b] == "The bridge opened in 1990."
+    s = text.index("it.")  # a span across two sentences gets both
+    a, b = sentence_around(text, s, text.index("opened"))
+    assert text[a:b] == "Dr. Berg built it. The bridge opened in 1990."
+    with pytest.raises(ValueError, match="outside"):
+        sentence_around(text, 5, 500)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet="ab. \n?", max_size=60), st.data())
+def test_sentence_around_always_covers_the_span(text: str, data: st.DataObject) -> None:
+    start = data.draw(st.integers(0, len(text)))
+    end = data.draw(st.integers(start, len(text)))
+    a, b = sentence_around(text, start, end)
+    assert 0 <= a <= start <= end <= b <= len(text)

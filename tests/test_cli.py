@@ -35,8 +35,10 @@ def test_ask_json_prints_one_object(fake_cli, tmp_path, article_dir, article_tex
     assert code == 0
     obj = json.loads(out)
     assert out.count("\n") == 1
-    assert set(obj) == {"question", "answer", "score", "start", "end", "source", "passages"}
+    assert set(obj) == {"question", "answer", "score", "start", "end", "source", "context", "context_start",
+                        "context_end", "passages"}
     assert article_text[obj["start"] : obj["end"]] == obj["answer"]
+    assert article_text[obj["context_start"] : obj["context_end"]] == obj["context"]
     for p in obj["passages"]:
         assert set(p) == {"id", "source", "start", "end", "text", "score"}
         assert article_text[p["start"] : p["end"]] == p["text"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -14,6 +15,7 @@ from ui.format import (
     escape,
     format_answer,
     format_confidence,
+    format_context,
     format_error,
     format_question,
     highlight,
@@ -242,3 +244,21 @@ def test_status_line():
     assert "Loading:" in status_line("x", ready=False)
     assert "1 question at a time" in status_line("x", concurrency=1)
     assert "no corpus description" in status_line(None)
+
+
+def test_answer_reads_in_context_the_sentence_with_the_answer_in_bold():
+    ans, _, p2 = _two_occurrences()
+    sentence = "Gamma engines delta."
+    cs = DOC.index(sentence)
+    ans = dataclasses.replace(ans, context_start=cs, context_end=cs + len(sentence))
+    out = format_answer(ans)
+    assert '<p class="qa-context">Gamma <b>engines</b> delta.</p>' in out
+    assert out.index("<strong>engines</strong>") < out.index("qa-context") < out.index("Confidence:")
+    assert format_context(ans) in out
+    assert format_context(dataclasses.replace(ans, context_start=None)) == ""  # unknown: nothing shown
+    tricky = "Epsilon <b>zeta</b> & eta."
+    ts = DOC.index(tricky)
+    zs = DOC.index("zeta")
+    z = answer_at(zs, zs + 4, (hit("p3", ts, ts + len(tricky)),), "p3")
+    z = dataclasses.replace(z, context_start=ts, context_end=ts + len(tricky))
+    assert format_context(z) == '<p class="qa-context">Epsilon &lt;b&gt;<b>zeta</b>&lt;/b&gt; &amp; eta.</p>'

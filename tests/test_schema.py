@@ -26,3 +26,17 @@ def test_hit_and_answer_json() -> None:
     ans = Answer("Q?", "Hello", 0.9, 0, 5, "a.txt", (hit,), "a#0")
     assert ans.to_dict()["passages"] == [hit.to_dict()] and not ans.abstained
     assert Answer("Q?", None, 0.1, None, None, None).abstained
+
+
+def test_answer_context_is_the_sentence_by_offsets() -> None:
+    source = "Intro. The bridge opened in 1990. End."
+    p = Passage("d#0", "d.txt", 7, 38, source[7:38])
+    start = source.index("1990")
+    a = Answer("When?", "1990", 0.8, start, start + 4, "d.txt", (Hit(p, 0.5),), "d#0",
+               context_start=7, context_end=33)
+    assert a.context == source[7:33] == "The bridge opened in 1990."
+    d = a.to_dict()
+    assert (d["context"], d["context_start"], d["context_end"]) == (a.context, 7, 33)
+    assert Answer("Q?", None, 0.1, None, None, None).to_dict()["context"] is None
+    # offsets outside the cited passage give no context rather than the wrong text
+    assert dataclasses.replace(a, context_end=60).context is None

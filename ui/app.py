@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from qa.followup import turns
 from ui.format import (
     GENERIC_ERROR,
     format_answer,
@@ -88,6 +89,7 @@ CSS = """
   font-size: .92em; }
 .qa-passage-meta code { font-size: .9em; }
 .qa-reply { font-size: 1.05em; margin-bottom: .2em; }
+.qa-context { margin: .2em 0 .4em; }
 .qa-confidence, .qa-sources-label { margin: .1em 0; opacity: .8; }
 .qa-error { color: #b00020; }
 .qa-status { opacity: .75; margin: 0; }
@@ -100,16 +102,16 @@ def _reply(role: str, content: str) -> Message:
     return {"role": role, "content": content}
 
 
-def _ask_safely(bot: Chatbot, question: str, history: Sequence[str]) -> tuple[str, bool]:
-    """Ask the bot; return (chat HTML, ok). Never raises: errors become a clear message."""
+def _ask_safely(bot: Chatbot, question: str, history: Sequence[Any]) -> tuple[str, str | None, bool]:
+    """Ask the bot; return (chat HTML, answer text or None, ok). Never raises: errors become a message."""
     try:
-        answer = bot.ask(question, history=list(history))
+        answer = bot.ask(question, history=[tuple(turn) for turn in history])
     except ValueError as e:  # the bot's user-facing message (empty, too long, ...)
-        return format_error(str(e)), False
+        return format_error(str(e)), None, False
     except Exception:  # anything else: log the traceback on the server, show a plain message
         log.exception("answering %r failed", question[:200])
-        return format_error(GENERIC_ERROR), False
-    return format_answer(answer), True
+        return format_error(GENERIC_ERROR), None, False
+    return format_answer(answer), answer.text, True
 
 
 def build_app(bot: Chatbot, *, concurrency_limit: int = DEFAULT_CONCURRENCY,
@@ -129,25 +131,32 @@ def build_app(bot: Chatbot, *, concurrency_limit: int = DEFAULT_CONCURRENCY,
         return "", chat, message
 
     def answer(pending: str, chat: list[Message] | None,
-               asked: list[str] | None) -> tuple[list[Message], list[str]]:
-        """Step 2 (queued): ask the bot with this conversation's earlier questions as history."""
+               asked: list[list[Any]] | None) -> tuple[list[Message], list[list[Any]]]:
+        """Step 2 (queued): ask the bot with this conversation's earlier questions and answers."""
         asked = list(asked or [])
-        html_reply, ok = _ask_safely(bot, pending or "", asked)
+        html_reply, text, ok = _ask_safely(bot, pending or "", asked)
         chat = [*(chat or []), _reply("assistant", html_reply)]
         if ok:
-            asked.append(pending)
+            asked.append([pending, text])
         return chat, asked
 
     def clear() -> tuple[list[Message], list[str], str, str]:
         return [], [], "", ""
 
-    def ask(question: str) -> dict[str, Any]:
+    def ask(question: str, history: list[Any] | None = None) -> dict[str, Any]:
         """Answer a question about the article: the JSON of Answer.to_dict() (answer null = abstain).
 
-        Errors (empty or too-long question, ...) raise gr.Error; gradio_client raises AppError.
+        ``history`` (optional): the conversation so far, oldest first, as ``{"question": ...,
+        "answer": ...}`` objects or ``[question, answer]`` pairs (answer null where it abstained), so a
+        follow-up like "Why did they object?" is understood. Errors (empty or too-long question, a
+        malformed history) raise gr.Error; gradio_client raises AppError.
         """
         try:
-            return bot.ask(question if isinstance(question, str) else "").to_dict()
+            earlier = turns([tuple(t) if isinstance(t, list) else t for t in history or []])
+        except TypeError as e:
+            raise gr.Error(f"Bad history: {e}", print_exception=False) from e
+        try:
+            return bot.ask(question if isinstance(question, str) else "", history=earlier).to_dict()
         except ValueError as e:
             raise gr.Error(str(e) or "Bad question.", print_exception=False) from e
         except Exception as e:
@@ -186,7 +195,7 @@ def build_app(bot: Chatbot, *, concurrency_limit: int = DEFAULT_CONCURRENCY,
             inputs=[textbox],
             label="Examples (ask the follow-up pair in order; the last one is not in the article)",
         )
-        asked = gr.State([])  # this conversation's earlier (valid) questions, raw text
+        asked = gr.State([])  # this conversation's earlier (valid) turns: [question, answer or None]
         pending = gr.State("")  # the question being answered
 
         for trigger in (textbox.submit, send.click):

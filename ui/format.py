@@ -105,12 +105,22 @@ def format_passages(answer: Answer, hits: Sequence[Hit] | None = None) -> str:
     return f'<ol class="qa-passages">{items}</ol>'
 
 
+def format_context(answer: Answer) -> str:
+    """The sentence the answer stands in, the answer in bold ("" when it is not known)."""
+    context = answer.context
+    if context is None or answer.start is None or answer.end is None or answer.context_start is None:
+        return ""
+    a, b = answer.start - answer.context_start, answer.end - answer.context_start
+    return (f'<p class="qa-context">{escape(context[:a])}<b>{escape(context[a:b])}</b>'
+            f'{escape(context[b:])}</p>')
+
+
 def format_answer(answer: Answer) -> str:
     """The assistant's chat bubble for ``answer``.
 
-    An answer reads: the answer in bold, ``Confidence: NN%``, then the passages with the answer
-    span marked in the one it came from. An abstention says plainly "The article does not say."
-    and still lists the closest passages.
+    An answer reads: the answer in bold, the sentence it stands in (the answer in bold again),
+    ``Confidence: NN%``, then the passages with the answer span marked in the one it came from. An
+    abstention says plainly "The article does not say." and still lists the closest passages.
     """
     if answer.abstained:
         head = f'<p class="qa-reply qa-abstain"><strong>{escape(ABSTAIN_TEXT)}</strong></p>'
@@ -118,6 +128,7 @@ def format_answer(answer: Answer) -> str:
     else:
         head = (
             f'<p class="qa-reply"><strong>{escape(answer.text or "")}</strong></p>'
+            f'{format_context(answer)}'
             f'<p class="qa-confidence" title="{escape(CONFIDENCE_MEANS)}">'
             f'{escape(format_confidence(answer.score))}</p>'
         )
