@@ -137,7 +137,11 @@ def sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
     covering = [(s, e) for s, e in split_sentences(text) if s < end and e > start]
     if not covering:
         return start, end
-    return min(covering[0][0], start), max(covering[-1][1], end)
+    s, e = min(covering[0][0], start), max(covering[-1][1], end)
+    # a quotation that goes on past the sentence leaves its opening mark unmatched: drop it
+    if s < start and text[s] in "\"“" and text.count(text[s], s, e) % 2 == 1 and "”" not in text[s:e]:
+        s += 1
+    return s, e
 
 
 def _cut_long(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:

@@ -204,6 +204,13 @@ def test_sentence_around_gives_the_sentences_holding_a_span() -> None:
     assert text[a:b] == "Dr. Berg built it. The bridge opened in 1990."
     with pytest.raises(ValueError, match="outside"):
         sentence_around(text, 5, 500)
+    quoted = 'Intro. "Prices rose in 1990. They fell later," he said.'
+    s = quoted.index("1990")
+    a, b = sentence_around(quoted, s, s + 4)
+    assert quoted[a:b] == "Prices rose in 1990."  # the quotation's opening mark, unmatched here, is dropped
+    whole = '"It opened in 1990." Then it rained.'
+    a, b = sentence_around(whole, whole.index("1990"), whole.index("1990") + 4)
+    assert whole[a:b] == '"It opened in 1990."'
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
