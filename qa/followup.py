@@ -24,7 +24,7 @@ FOLLOW_UP_MAX_WORDS = 3
 #: A follow-up with at most this many content words and no pronoun to resolve is elliptical ("Why?",
 #: "An alternative to what?"): the reader gets it with the previous question and answer appended.
 #: Measured by ``qa eval CONVERSATIONS --json`` (followup_f1).
-ELLIPSIS_MAX_WORDS = 2
+ELLIPSIS_MAX_WORDS = 1
 #: Words that carry no content of their own, for counting an elliptical question's words.
 FUNCTION_WORDS = frozenset(
     "a an the to of in on at for with by from about and or is are was were be been do does did "
@@ -125,7 +125,14 @@ def is_follow_up(question: str, history: Sequence[Turn]) -> bool:
     if not history:
         return False
     words = [w.lower() for w in _WORD.findall(question)]
-    return len(words) <= FOLLOW_UP_MAX_WORDS or bool(FOLLOW_UP_WORDS.intersection(words))
+    return (len(words) <= FOLLOW_UP_MAX_WORDS or bool(FOLLOW_UP_WORDS.intersection(words))
+            or elliptical(question))
+
+
+def elliptical(question: str) -> bool:
+    """True for a question with at most ELLIPSIS_MAX_WORDS content words and no name ("Why?")."""
+    words = [w for w in _WORD.findall(question.lower()) if w not in WH_WORDS and w not in FUNCTION_WORDS]
+    return len(words) <= ELLIPSIS_MAX_WORDS and not names(question)
 
 
 def names(text: str) -> list[str]:
@@ -208,8 +215,7 @@ def self_contained(question: str, history: Sequence[Turn]) -> str:
     resolved = resolve(question, history)
     if resolved != question or not history:
         return resolved
-    words = [w for w in _WORD.findall(question.lower()) if w not in WH_WORDS and w not in FUNCTION_WORDS]
-    if len(words) > ELLIPSIS_MAX_WORDS:
+    if not elliptical(question):
         return question
     last = history[-1]
     return " ".join(part for part in (question, last.question, last.answer) if part)

@@ -5,7 +5,8 @@ Run ``python scripts/make_conversations.py OUT_DIR`` from the repository root, t
 is written to ``OUT_DIR/articles/`` as one text file, the corpus. A conversation is two questions about
 the same paragraph where the second names the first one's answer: that mention is replaced by a pronoun
 ("it", "they" after a "who" question; "its" / "their" for a possessive), so the second question can only
-be answered by reading the conversation. Only answers that look like names (capitalised, no digits)
+be answered by reading the conversation; ``named.json`` holds the same conversations with the name
+written out, the ceiling for resolving the pronoun. Only answers that look like names (capitalised, no digits)
 are used. The gold answers are SQuAD's. No article or question of the project's seed document is
 involved.
 """
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     data = json.loads((DATA_DIR / SQUAD_FILE).read_text(encoding="utf-8"))["data"]
     held_out = set(split_squad()[1])
     validation = [a for a in data if a["title"] in held_out]
-    conversations = []
+    conversations: list[dict] = []
+    named: list[dict] = []  # the same conversations with the name written out in the second question
     for article in validation:
         title = article["title"]
         (out / "articles" / f"{title}.txt").write_text(
@@ -72,19 +74,22 @@ def main(argv: list[str] | None = None) -> int:
                     asked = follow_up(first["question"], answer, second["question"].strip())
                     if asked is None:
                         continue
-                    conversations.append({
-                        "id": f"{title}-{k}-{first['id']}-{second['id']}",
-                        "turns": [
-                            {"question": first["question"].strip(),
-                             "answers": sorted({a["text"] for a in first["answers"]})},
-                            {"question": asked, "answers": golds},
-                        ],
-                    })
+                    for out_list, second_question in ((conversations, asked),
+                                                      (named, second["question"].strip())):
+                        out_list.append({
+                            "id": f"{title}-{k}-{first['id']}-{second['id']}",
+                            "turns": [
+                                {"question": first["question"].strip(),
+                                 "answers": sorted({a["text"] for a in first["answers"]})},
+                                {"question": second_question, "answers": golds},
+                            ],
+                        })
                     break  # one follow-up per first question
-    path = out / "conversations.json"
-    path.write_text(json.dumps({"version": "qa-conversations-1", "source": "articles",
-                                "conversations": conversations}, indent=1), encoding="utf-8")
-    print(f"{len(conversations)} conversations from {len(validation)} articles in {path}")
+    for name, convs in (("conversations.json", conversations), ("named.json", named)):
+        (out / name).write_text(json.dumps({"version": "qa-conversations-1", "source": "articles",
+                                            "conversations": convs}, indent=1), encoding="utf-8")
+    print(f"{len(conversations)} conversations from {len(validation)} articles in {out}/conversations.json "
+          f"({out}/named.json: the same with the name instead of the pronoun)")
     return 0
 
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from qa.followup import MAX_HISTORY_TURNS, Turn, is_follow_up, names, referent, resolve, self_contained, turns
+from qa.followup import (
+    MAX_HISTORY_TURNS,
+    Turn,
+    elliptical,
+    is_follow_up,
+    names,
+    referent,
+    resolve,
+    self_contained,
+    turns,
+)
 from qa.schema import Answer
 
 
@@ -105,3 +115,11 @@ def test_elliptical_follow_ups_get_the_previous_turn() -> None:
     standalone = "When did the festival first open in Lund?"
     assert self_contained(standalone, history) == standalone
     assert self_contained("Why?", []) == "Why?"
+
+
+def test_elliptical_questions_have_few_content_words_and_no_name() -> None:
+    assert elliptical("Why?") and elliptical("An alternative to what?") and elliptical("When was that?")
+    assert not elliptical("Who is Anna Berg?")  # short, but names what it asks about
+    assert not elliptical("When did the mill close down?")
+    history = [Turn("Who runs the lab?", "Ida Holm")]
+    assert is_follow_up("An alternative to what?", history)  # retrieval reads the previous question too
