@@ -111,6 +111,8 @@ class Chatbot:
             sources = [sources]
         if sources is not None and not sources:
             raise ValueError("sources is empty: pass at least one file or folder, or None for seeds/")
+        if sources is not None and any(isinstance(s, str) and not s.strip() for s in sources):
+            raise ValueError("an empty path was given (an unset shell variable?): name a file or folder")
         if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 50:
             raise ValueError(f"top_k must be an integer from 1 to 50, got {top_k!r}")
         if mode not in MODES:

@@ -23,6 +23,10 @@ LINE_TAGS = frozenset({"br", "li", "tr", "option"})
 #: Elements that separate words (table cells) without starting a line.
 SPACE_TAGS = frozenset({"td", "th"})
 
+#: Text with a larger share of control characters (tabs and line breaks aside) is binary data; terminal
+#: colour codes in a log stay well below it.
+MAX_CONTROL_SHARE = 0.1
+
 _PARAGRAPH = 2
 _LINE = 1
 _SPACES = re.compile(r"[ \t\f\v\r\n]+")
@@ -130,11 +134,22 @@ def read_source(path: str | Path) -> str:
     except UnicodeDecodeError as e:
         raise SourceError(f"{p}: not UTF-8 text (byte {e.start}); save it as UTF-8") from e
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    _check_not_binary(p, text)
     if p.suffix.lower() in HTML_SUFFIXES:
         text = html_to_text(text)
     if not text.strip():
         raise SourceError(f"{p}: empty (no text to answer from)")
     return text
+
+
+def _check_not_binary(path: Path, text: str) -> None:
+    """Refuse text that is really binary data: NUL bytes, many control characters, or no letters."""
+    controls = sum(1 for c in text if ord(c) < 32 and c not in "\n\t\f\v")
+    if "\x00" in text or controls > MAX_CONTROL_SHARE * len(text):
+        raise SourceError(f"{path}: looks like binary data, not text ({controls:,} control characters); "
+                          f"convert it to plain text first")
+    if text.strip() and not any(c.isalpha() for c in text):
+        raise SourceError(f"{path}: has no words to answer from")
 
 
 def _is_hidden(path: Path, root: Path) -> bool:
@@ -150,6 +165,8 @@ def collect_sources(paths: Sequence[str | Path]) -> dict[str, str]:
     for item in paths:
         if not isinstance(item, (str, Path)):
             raise TypeError(f"each path must be a str or Path, not {type(item).__name__}")
+        if isinstance(item, str) and not item.strip():
+            raise SourceError("an empty path was given (an unset shell variable?): name a file or folder")
         p = Path(item)
         if p.is_dir():
             files = sorted(

@@ -101,3 +101,22 @@ def test_min_similarity_option_reaches_the_chatbot(monkeypatch, tmp_path) -> Non
     assert qa.cli.main(args) == 2  # the spy's error comes back as a clear CLI error
     assert seen["min_similarity"] == 0.35
     assert qa.cli.build_parser().parse_args(["ask", "Who?"]).min_similarity == -1.0  # off by default
+
+
+def test_empty_path_is_refused_by_index_and_ask(fake_cli, tmp_path, capsys):
+    assert qa.cli.main(["index", "", "--index-dir", str(tmp_path / "idx")]) == 2
+    assert "empty path" in capsys.readouterr().err
+    assert qa.cli.main(["ask", "Who?", "--sources", "", "--index-dir", str(tmp_path / "idx")]) == 2
+    assert "empty path" in capsys.readouterr().err
+    assert not (tmp_path / "idx").exists()
+
+
+def test_ask_prints_no_terminal_escapes_from_documents(fake_cli, tmp_path, capsys):
+    doc = tmp_path / "doc.txt"
+    doc.write_text("\x1b]0;PWNED\x07The \x1b[31mfactory\x1b[0m was sold to Motor Sich in 1990. "
+                   "It makes engines.", encoding="utf-8")
+    code = qa.cli.main(["ask", "Who bought the factory?", "--sources", str(doc),
+                        "--index-dir", str(tmp_path / "idx")])
+    out = capsys.readouterr().out
+    assert code == 0 and "factory" in out
+    assert "\x1b" not in out and "\x07" not in out

@@ -116,3 +116,32 @@ def test_seed_article_reads() -> None:
     seed = Path(__file__).resolve().parent.parent / "seeds" / "article.txt"
     text = read_source(seed)
     assert text == seed.read_bytes().decode("utf-8").replace("\r\n", "\n") and text.strip()
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"\x00" * 5000, "binary data"),
+        (bytes(range(1, 9)) * 200 + b" some words", "binary data"),
+        (b"1234 5678 ... 42\n", "no words"),
+    ],
+)
+def test_binary_looking_files_are_refused_with_their_name(tmp_path: Path, content: bytes, why: str) -> None:
+    f = tmp_path / "notes.txt"
+    f.write_bytes(content)
+    with pytest.raises(SourceError, match=why) as err:
+        read_source(f)
+    assert "notes.txt" in str(err.value)
+
+
+def test_text_with_a_few_control_characters_is_still_text(tmp_path: Path) -> None:
+    f = tmp_path / "log.txt"
+    f.write_text("The mill opened in 1990.\x1b[1m Bold\x1b[0m words follow here. " * 20, encoding="utf-8")
+    assert "mill" in read_source(f)
+
+
+def test_an_empty_path_is_refused_not_read_as_the_current_folder() -> None:
+    with pytest.raises(SourceError, match="empty path"):
+        collect_sources([""])
+    with pytest.raises(SourceError, match="empty path"):
+        collect_sources(["  "])
