@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="ask Gradio for a public link")
-    p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
-                   help="require a login (or set QA_AUTH); strongly advised with --share")
+    p.add_argument("--auth", default=None, metavar="USER:PASSWORD|@FILE",
+                   help="require a login: @FILE reads USER:PASSWORD from a file, which keeps the password "
+                        "out of the process list (or set QA_AUTH); strongly advised with --share")
     _corpus_args(p)
 
     p = sub.add_parser("eval", help="evaluate on a SQuAD v1.1/v2.0 JSON file")
@@ -151,8 +152,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from ui.app import serve
 
-        serve(host=args.host, port=args.port, share=args.share,
-              auth=args.auth or os.environ.get("QA_AUTH"), sources=_sources_for(args),
+        login = args.auth if args.auth is not None else os.environ.get("QA_AUTH")  # "" fails closed
+        serve(host=args.host, port=args.port, share=args.share, auth=login, sources=_sources_for(args),
               index_dir=args.index_dir, reader=_reader_for(args), top_k=args.top_k, mode=args.mode,
               min_similarity=args.min_similarity)
         return 0

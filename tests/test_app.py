@@ -24,7 +24,7 @@ from gradio_client.exceptions import AppError
 
 from qa.followup import Turn
 from qa.schema import Answer, Hit, Passage
-from ui.app import EXAMPLES, SHARE_FAILED, build_app, launch, parse_auth
+from ui.app import EXAMPLES, SHARE_FAILED, SHARE_WITHOUT_AUTH, build_app, launch, parse_auth
 from ui.format import GENERIC_ERROR
 
 REPO = Path(__file__).resolve().parent.parent
@@ -193,12 +193,27 @@ def test_share_failure_prints_one_line_and_serves_locally(capfd):
         demo.close()
 
 
-def test_parse_auth():
-    assert parse_auth(None) is None and parse_auth("  ") is None
+def test_parse_auth_fails_closed_and_reads_a_file(tmp_path):
+    assert parse_auth(None) is None
     assert parse_auth("alice:s3:cret") == ("alice", "s3:cret")
     for bad in ("alice", "alice:", ":pw"):
         with pytest.raises(ValueError, match="USER:PASSWORD"):
             parse_auth(bad)
+    for empty in ("", "  "):  # an unset $PASS must not mean "no login"
+        with pytest.raises(ValueError, match="empty"):
+            parse_auth(empty)
+    secret = tmp_path / "login"
+    secret.write_text("alice:pw\n", encoding="utf-8")
+    assert parse_auth(f"@{secret}") == ("alice", "pw")  # keeps the password out of `ps`
+    with pytest.raises(ValueError, match="cannot read the login"):
+        parse_auth(f"@{tmp_path / 'missing'}")
+
+
+def test_serve_refuses_an_empty_login_before_loading_anything(capsys):
+    import qa.cli
+
+    assert qa.cli.main(["serve", "--auth", "", "--share"]) == 2
+    assert "login is empty" in capsys.readouterr().err
 
 
 def test_auth_required():
@@ -325,7 +340,8 @@ def test_real_share_failure_is_one_clear_line(real_server):
     assert expected == ("Share link unavailable: could not download/start Gradio's tunnel (no internet?); "
                         f"serving locally at http://127.0.0.1:{real_server.port}")
     share_lines = [line for line in real_server.lines if SHARE_WORDS.search(line)]
-    assert share_lines == [expected], real_server.output
+    # one line about the link, and the warning that --share without --auth lets anyone in
+    assert share_lines == [SHARE_WITHOUT_AUTH, expected], real_server.output
     assert "Could not create share link" not in real_server.output
     assert any(line.startswith("Ready: ") for line in real_server.lines), real_server.output
     # the local server answers after the failed share attempt

@@ -40,6 +40,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -75,6 +76,9 @@ EXAMPLES: tuple[str, ...] = (
     "What is the capital of Australia?",
 )
 
+SHARE_WITHOUT_AUTH = ("Warning: --share without --auth: anyone who has the public link can use this app, "
+                      "your CPU and your documents' text. Add --auth @FILE (a file holding USER:PASSWORD) "
+                      "or set QA_AUTH.")
 SHARE_FAILED = (
     "Share link unavailable: could not download/start Gradio's tunnel (no internet?); "
     "serving locally at {url}"
@@ -219,9 +223,20 @@ def build_app(bot: Chatbot, *, concurrency_limit: int = DEFAULT_CONCURRENCY,
 
 
 def parse_auth(spec: str | None) -> tuple[str, str] | None:
-    """``"USER:PASSWORD"`` -> ``(user, password)``; None/empty -> None; anything else -> ValueError."""
-    if spec is None or not spec.strip():
+    """``"USER:PASSWORD"`` or ``"@FILE"`` (a file holding it) -> ``(user, password)``; None -> None.
+
+    Fails closed: an empty or blank value (an unset shell variable) is an error, not "no login".
+    """
+    if spec is None:
         return None
+    if not spec.strip():
+        raise ValueError("the login is empty (an unset variable?): give USER:PASSWORD or @FILE, "
+                         "or leave --auth and QA_AUTH out to serve without a login")
+    if spec.startswith("@"):
+        try:
+            spec = Path(spec[1:]).read_text(encoding="utf-8").strip().splitlines()[0] if spec[1:] else ""
+        except (OSError, UnicodeDecodeError, IndexError) as e:
+            raise ValueError(f"cannot read the login from {spec[1:]!r}: {e}") from e
     user, sep, password = spec.partition(":")
     if not sep or not user or not password:
         raise ValueError("auth must look like USER:PASSWORD (both non-empty)")
@@ -290,6 +305,8 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, aut
     bot.warm_up(progress=progress)
     print(f"Ready: {bot.describe()}", flush=True)
     demo = build_app(bot)
+    if share and not credentials:
+        print(SHARE_WITHOUT_AUTH, file=sys.stderr, flush=True)
     launch(demo, host=host, port=port, share=share, auth=credentials)
     if credentials:
         print(f"Login required (user {credentials[0]!r}).", flush=True)
@@ -307,7 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument("--share", action="store_true", help="try a public Gradio share link")
-    parser.add_argument("--auth", default=None, help="USER:PASSWORD (default: env QA_AUTH)")
+    parser.add_argument("--auth", default=None,
+                        help="USER:PASSWORD or @FILE holding it (default: env QA_AUTH)")
     parser.add_argument("--source", action="append", dest="sources", default=None,
                         help="a text file to answer from (repeatable; default: the repo's seeds/)")
     parser.add_argument("--index-dir", default=None, help="index folder (default: the repo's index/)")
