@@ -346,3 +346,13 @@ def test_real_share_failure_is_one_clear_line(real_server):
     assert any(line.startswith("Ready: ") for line in real_server.lines), real_server.output
     # the local server answers after the failed share attempt
     assert client(real_server.url).predict(QUESTION, api_name="/ask")["answer"]
+
+
+def test_no_file_drop_and_no_monitoring(fake_app):
+    import httpx
+
+    _, _, url = fake_app
+    r = httpx.post(f"{url}/gradio_api/upload", files={"files": ("big.bin", b"x" * 20_000)}, timeout=30)
+    assert r.status_code == 413  # the app takes no files: nothing is stored
+    assert httpx.get(f"{url}/monitoring", timeout=30).status_code in (403, 404)  # monitoring is off
+    assert client(url).predict(QUESTION, api_name="/ask")["answer"] == "how to make engines"

@@ -67,6 +67,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CONCURRENCY = max(1, int(os.environ.get("QA_CONCURRENCY", "2")))
 MAX_QUEUE = max(1, int(os.environ.get("QA_MAX_QUEUE", "64")))
 CONCURRENCY_ID = "qa-bot"
+#: The app takes no files, but Gradio always serves its upload route: cap it at one byte so nobody can
+#: store files on the server through it (larger uploads get HTTP 413).
+MAX_UPLOAD_BYTES = 1
 
 EXAMPLES: tuple[str, ...] = (
     "Why does Turkey want Ukrainian engines?",
@@ -254,6 +257,8 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, share:
     kwargs: dict[str, Any] = dict(
         server_name=host, server_port=port, auth=auth, prevent_thread_lock=True, quiet=True,
         ssr_mode=False, show_error=False, css=CSS, footer_links=["api"],
+        enable_monitoring=False,  # no dashboard, no secret monitoring URL in the log
+        max_file_size=MAX_UPLOAD_BYTES,
     )
     if not share:
         demo.launch(share=False, **kwargs)
