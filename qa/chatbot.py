@@ -49,6 +49,11 @@ def clean_question(question: Any) -> str:
     """Return the question with control characters removed, or raise a user-facing error."""
     if not isinstance(question, str):
         raise TypeError(f"the question must be a string, not {type(question).__name__}")
+    if len(question) > 2 * MAX_QUESTION_CHARS:  # refuse before scanning a huge text character by character
+        raise ValueError(
+            f"The question is too long ({len(question):,} characters); "
+            f"please keep it under {MAX_QUESTION_CHARS:,}."
+        )
     text = "".join(" " if unicodedata.category(c)[0] == "C" else c for c in question)
     text = " ".join(text.split())
     if not text:

@@ -74,7 +74,7 @@ def turns(history: Sequence[Any] | None) -> list[Turn]:
     if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
         raise TypeError("history must be a list of earlier Answers, (question, answer) pairs or questions")
     out: list[Turn] = []
-    for item in history:
+    for item in history[-2 * MAX_HISTORY_TURNS:]:  # chat messages take two items a turn; older: dropped
         if isinstance(item, Turn):
             out.append(item)
         elif isinstance(item, str):

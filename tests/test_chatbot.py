@@ -36,6 +36,11 @@ def test_clean_question_rejects_too_long() -> None:
     with pytest.raises(ValueError, match="too long"):
         clean_question("why " * 2500)
     assert clean_question("a" * MAX_QUESTION_CHARS) == "a" * MAX_QUESTION_CHARS
+    # a huge text is refused by its length before any character is scanned (a 50 MB request must not
+    # hold a worker); the message says how long it was
+    huge = "\x00" + "x" * 50_000_000
+    with pytest.raises(ValueError, match="50,000,001 characters"):
+        clean_question(huge)
 
 
 def test_clean_question_strips_control_characters_and_keeps_other_scripts() -> None:

@@ -123,3 +123,9 @@ def test_elliptical_questions_have_few_content_words_and_no_name() -> None:
     assert not elliptical("When did the mill close down?")
     history = [Turn("Who runs the lab?", "Ida Holm")]
     assert is_follow_up("An alternative to what?", history)  # retrieval reads the previous question too
+
+
+def test_a_huge_history_is_cut_before_it_is_read() -> None:
+    recent = [("Who built it?", "Anna Berg")] * (2 * MAX_HISTORY_TURNS)
+    history = [5] * 1_000_000 + recent  # the bad items are too old to be looked at
+    assert turns(history) == [Turn("Who built it?", "Anna Berg")] * MAX_HISTORY_TURNS
