@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="build or refresh the index")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: seeds/)")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="files or folders (default: the index's own sources, else seeds/)")
     p.add_argument("--index-dir", default=str(DEFAULT_INDEX_DIR))
     p.add_argument("--rebuild", action="store_true", help="re-embed everything")
 
@@ -104,14 +105,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sources_for(args: argparse.Namespace) -> list[str] | None:
-    """The sources to open: given ones, else those the index was built from, else the default."""
-    if args.sources:
-        return list(args.sources)
-    manifest = Path(args.index_dir) / "manifest.json"
+def _sources_for(args: argparse.Namespace, given: list[str] | None = None) -> list[str] | None:
+    """The sources to open: given ones, else those the index was built from, else the default (seeds/).
+
+    Never swaps corpora behind the user's back: an index whose sources are gone, or a non-empty index
+    folder without a readable manifest, is an error that says so, not a rebuild from seeds/.
+    """
+    given = given if given is not None else getattr(args, "sources", None)
+    if given:
+        return list(given)
+    folder = Path(args.index_dir)
+    manifest = folder / "manifest.json"
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return None
+    if folder.resolve() == DEFAULT_INDEX_DIR.resolve():
+        return _default_index_sources(manifest)
     try:
         inputs = json.loads(manifest.read_text(encoding="utf-8")).get("inputs")
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError) as err:
+        raise ValueError(f"{folder} holds an index without a readable manifest.json ({err}); pass --sources "
+                         f"to rebuild it from your documents, or use another --index-dir") from err
+    if not isinstance(inputs, list) or not inputs:
+        raise ValueError(f"{manifest} does not list the index's sources; pass --sources to rebuild it")
+    missing = [str(p) for p in inputs if not Path(p).exists()]
+    if missing:
+        raise ValueError(f"the index in {folder} was built from files that are gone: {', '.join(missing)}; "
+                         f"pass --sources to rebuild it from what you have")
+    return [str(p) for p in inputs]
+
+
+def _default_index_sources(manifest: Path) -> list[str] | None:
+    """The default index's sources while they all exist; else None: the default index is rebuilt."""
+    try:
+        inputs = json.loads(manifest.read_text(encoding="utf-8")).get("inputs")
+    except (OSError, ValueError, AttributeError):
         return None
     if isinstance(inputs, list) and inputs and all(Path(p).exists() for p in inputs):
         return [str(p) for p in inputs]
@@ -130,7 +157,7 @@ def _print_answer(answer: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run one parsed subcommand; return the exit status."""
     if args.command == "index":
-        bot = Chatbot(sources=args.paths or None, index_dir=args.index_dir, reader=_NoReader())
+        bot = Chatbot(sources=_sources_for(args, args.paths), index_dir=args.index_dir, reader=_NoReader())
         bot.warm_up(progress=lambda m: print(m, file=sys.stderr), rebuild=args.rebuild, progress_bar=True)
         print(bot.describe())
         return 0

@@ -120,3 +120,29 @@ def test_ask_prints_no_terminal_escapes_from_documents(fake_cli, tmp_path, capsy
     out = capsys.readouterr().out
     assert code == 0 and "factory" in out
     assert "\x1b" not in out and "\x07" not in out
+
+
+def test_an_index_whose_sources_are_gone_is_never_rebuilt_from_seeds(fake_cli, tmp_path, capsys):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "doc.md").write_text("The mill was built by Anna Berg in 1990.\n", encoding="utf-8")
+    (notes / "page.html").write_text("<p>The bridge opened in 2001.</p>", encoding="utf-8")
+    idx = tmp_path / "idx"
+    files = [str(notes / "doc.md"), str(notes / "page.html")]
+    assert qa.cli.main(["index", *files, "--index-dir", str(idx)]) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in idx.iterdir()}
+    (notes / "page.html").unlink()
+    for command in (["ask", "Who built the mill?"], ["index"]):
+        assert qa.cli.main([*command, "--index-dir", str(idx)]) == 2
+        err = capsys.readouterr().err
+        assert "page.html" in err and "gone" in err and "--sources" in err
+    (idx / "manifest.json").unlink()
+    del before["manifest.json"]
+    assert qa.cli.main(["ask", "Who built the mill?", "--index-dir", str(idx)]) == 2
+    assert "manifest.json" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in idx.iterdir()} == before  # the user's index is untouched
+    # with the remaining source named, it is rebuilt from that
+    assert qa.cli.main(["ask", "Who built the mill?", "--sources", str(notes / "doc.md"),
+                        "--index-dir", str(idx)]) == 0
+    assert "Anna Berg" in capsys.readouterr().out
