@@ -116,6 +116,9 @@ def _sources_for(args: argparse.Namespace, given: list[str] | None = None) -> li
         return list(given)
     folder = Path(args.index_dir)
     manifest = folder / "manifest.json"
+    from qa.index import recover_interrupted_swap
+
+    recover_interrupted_swap(folder, lambda m: print(m, file=sys.stderr))
     if not folder.is_dir() or not any(folder.iterdir()):
         return None
     if folder.resolve() == DEFAULT_INDEX_DIR.resolve():

@@ -246,6 +246,35 @@ def _check_index_dir(folder: Path) -> None:
                              "pass an empty or new folder for the index")
 
 
+def recover_interrupted_swap(index_dir: str | Path, log: Log | None = None) -> bool:
+    """Finish or undo a swap that a crash interrupted; return True when a folder was put back.
+
+    ``save_atomically`` renames the index to ``.NAME.old-*`` and then the finished ``.NAME.tmp-*`` to
+    NAME. Killed between the two renames, it leaves no NAME: the newest complete ``tmp`` (all index
+    files present) becomes NAME, else the ``old`` one goes back, and the other leftovers are removed.
+    Leftover ``old`` folders beside an existing NAME are removed too.
+    """
+    folder = Path(os.path.abspath(index_dir))
+    if not folder.parent.is_dir():
+        return False
+    olds = sorted(folder.parent.glob(f".{folder.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if folder.exists():
+        for old in olds:
+            shutil.rmtree(old, ignore_errors=True)
+        return False
+    tmps = [t for t in folder.parent.glob(f".{folder.name}.tmp-*") if t.is_dir()]
+    finished = [t for t in tmps if all((t / name).is_file() for name in INDEX_FILES)]
+    candidates = sorted(finished, key=lambda p: p.stat().st_mtime) or olds
+    if not candidates:
+        return False
+    os.rename(candidates[-1], folder)
+    (log or _stderr)(f"Recovered the index at {folder} from an interrupted write ({candidates[-1].name}).")
+    for leftover in (*olds, *tmps):
+        if leftover.exists():
+            shutil.rmtree(leftover, ignore_errors=True)
+    return True
+
+
 def save_atomically(index: Index, index_dir: str | Path) -> None:
     """Write ``index`` into a temporary sibling folder, then swap it in place of ``index_dir``."""
     folder = Path(os.path.abspath(index_dir))
@@ -494,6 +523,7 @@ class Index:
         if not passages:
             raise ValueError("the sources hold no text to index")
         folder = Path(index_dir)
+        recover_interrupted_swap(folder, say)
         expected = _manifest(sources, embedder, settings, len(passages))
         if rebuild:
             say(f"Rebuilding the index at {folder} (re-embedding everything).")

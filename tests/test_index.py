@@ -283,3 +283,51 @@ def test_passage_sentences() -> None:
     assert passage_sentences(single) == ["One here."]
     texts, rows = sentence_units([p, single])
     assert texts == ["One here.", "Two there too.", "One here."] and rows.tolist() == [0, 2, 3]
+
+
+KILL_AT_SWAP = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+import qa.index as qindex
+from conftest import FakeEmbedder
+real_rename = os.rename
+def rename(src, dst):
+    real_rename(src, dst)
+    if ".old-" in str(dst):  # the first rename of the swap is done: die before the second
+        os.kill(os.getpid(), signal.SIGKILL)
+qindex.os.rename = rename
+qindex.Index.build_or_load({{"a.txt": "Something else entirely. Gamma one."}}, {idx!r},
+                           FakeEmbedder(name="fake-embedder", dim=32), log=lambda m: None)
+"""
+
+
+def test_a_process_killed_between_the_swap_renames_loses_nothing(tmp_path: Path, logs: list[str]) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    build(tmp_path, CountingEmbedder(), logs)
+    script = KILL_AT_SWAP.format(tests=str(Path(__file__).parent), idx=str(tmp_path / "idx"))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert "idx" not in names and any(".idx.old-" in n for n in names)
+    assert any(".idx.tmp-" in n for n in names)
+    # the next start finishes the swap: the finished new index is put in place, the leftovers go
+    emb = CountingEmbedder()
+    index = build(tmp_path, emb, logs, {"a.txt": "Something else entirely. Gamma one."})
+    assert emb.calls == 0, "the finished index was recovered, not re-embedded"
+    assert any("Recovered the index" in m for m in logs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
+    assert {p.source for p in index.passages} == {"a.txt"}
+
+
+def test_an_interrupted_swap_without_a_finished_index_puts_the_old_one_back(tmp_path: Path,
+                                                                            logs: list[str]) -> None:
+    build(tmp_path, CountingEmbedder(), logs)
+    (tmp_path / "idx").rename(tmp_path / ".idx.old-12345678")
+    (tmp_path / ".idx.tmp-abc").mkdir()  # a write that died early: not a complete index
+    assert qindex.recover_interrupted_swap(tmp_path / "idx", logs.append)
+    emb = CountingEmbedder()
+    build(tmp_path, emb, logs)
+    assert emb.calls == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
