@@ -116,9 +116,12 @@ def _sources_for(args: argparse.Namespace, given: list[str] | None = None) -> li
         return list(given)
     folder = Path(args.index_dir)
     manifest = folder / "manifest.json"
-    from qa.index import recover_interrupted_swap
+    from qa.index import recover_interrupted_swap, writer_lock
 
-    recover_interrupted_swap(folder, lambda m: print(m, file=sys.stderr))
+    say = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if not folder.is_dir() and folder.parent.is_dir():  # an interrupted write may have left it aside
+        with writer_lock(folder, say):
+            recover_interrupted_swap(folder, say)
     if not folder.is_dir() or not any(folder.iterdir()):
         return None
     if folder.resolve() == DEFAULT_INDEX_DIR.resolve():

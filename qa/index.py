@@ -6,6 +6,7 @@ score a passage by its best-matching sentence as well as by its whole text (``qa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,7 +14,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -246,13 +247,35 @@ def _check_index_dir(folder: Path) -> None:
                              "pass an empty or new folder for the index")
 
 
+@contextlib.contextmanager
+def writer_lock(index_dir: str | Path, log: Log | None = None) -> Iterator[None]:
+    """Hold the index folder's writer lock (``.NAME.lock`` beside it); wait, saying so, while it is held."""
+    folder = Path(os.path.abspath(index_dir))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks, writes stay atomic
+        yield
+        return
+    with open(folder.parent / f".{folder.name}.lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            (log or _stderr)(f"Waiting for another qa process that is writing the index at {folder}…")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def recover_interrupted_swap(index_dir: str | Path, log: Log | None = None) -> bool:
     """Finish or undo a swap that a crash interrupted; return True when a folder was put back.
 
     ``save_atomically`` renames the index to ``.NAME.old-*`` and then the finished ``.NAME.tmp-*`` to
     NAME. Killed between the two renames, it leaves no NAME: the newest complete ``tmp`` (all index
     files present) becomes NAME, else the ``old`` one goes back, and the other leftovers are removed.
-    Leftover ``old`` folders beside an existing NAME are removed too.
+    Leftover ``old`` folders beside an existing NAME are removed too. Call it holding ``writer_lock``.
     """
     folder = Path(os.path.abspath(index_dir))
     if not folder.parent.is_dir():
@@ -523,16 +546,33 @@ class Index:
         if not passages:
             raise ValueError("the sources hold no text to index")
         folder = Path(index_dir)
-        recover_interrupted_swap(folder, say)
         expected = _manifest(sources, embedder, settings, len(passages))
-        if rebuild:
-            say(f"Rebuilding the index at {folder} (re-embedding everything).")
-        elif folder.is_dir() and any((folder / name).exists() for name in INDEX_FILES):
-            try:
-                return cls.load(folder, expected=expected, passages=passages)
-            except IndexMismatchError as e:
+        if not rebuild:
+            found = cls._load_if_current(folder, expected, passages, None)
+            if found is not None:
+                return found
+        with writer_lock(folder, say):  # one writer at a time; a second waits, then looks again
+            recover_interrupted_swap(folder, say)
+            if rebuild:
+                say(f"Rebuilding the index at {folder} (re-embedding everything).")
+            else:
+                found = cls._load_if_current(folder, expected, passages, say)
+                if found is not None:
+                    return found
+            cache = {} if rebuild else cls.read_cache(folder, embedder)
+            index = cls._from_passages(sources, passages, embedder, settings, cache, progress)
+            save_atomically(index, folder)
+            return index
+
+    @classmethod
+    def _load_if_current(cls, folder: Path, expected: dict, passages: list[Passage],
+                         say: Log | None) -> Index | None:
+        """The index in ``folder`` if it matches ``expected``; else None (``say`` tells why)."""
+        if not (folder.is_dir() and any((folder / name).exists() for name in INDEX_FILES)):
+            return None
+        try:
+            return cls.load(folder, expected=expected, passages=passages)
+        except IndexMismatchError as e:
+            if say is not None:
                 say(f"The index at {folder} {e}; rebuilding it.")
-        cache = {} if rebuild else cls.read_cache(folder, embedder)
-        index = cls._from_passages(sources, passages, embedder, settings, cache, progress)
-        save_atomically(index, folder)
-        return index
+            return None

@@ -38,6 +38,11 @@ def build(tmp_path: Path, embedder: CountingEmbedder, logs: list[str], sources: 
     return Index.build_or_load(sources or DOCS, tmp_path / "idx", embedder, log=logs.append, **kw)
 
 
+def siblings(folder: Path) -> list[str]:
+    """The names in ``folder`` but the writer's lock file (it stays: removing lock files races)."""
+    return sorted(p.name for p in folder.iterdir() if p.name != ".idx.lock")
+
+
 def texts_of(index: Index) -> set[str]:
     """Every text an index embeds: its passages and their sentences."""
     return {p.text for p in index.passages} | set(sentence_units(index.passages)[0])
@@ -73,7 +78,7 @@ def test_build_writes_the_folder(tmp_path: Path, logs: list[str]) -> None:
         sents = passage_sentences(p)
         assert all(t in p.text for t in sents) and rows[i + 1] - rows[i] == len(sents)
         assert np.allclose(index.sentence_vectors[rows[i]:rows[i + 1]], emb.encode(sents))
-    assert not [p for p in tmp_path.iterdir() if p.name != "idx"], "no temporary folder left behind"
+    assert siblings(tmp_path) == ["idx"], "no temporary folder left behind"
 
 
 def test_search_returns_rows_and_inner_products(tmp_path: Path, logs: list[str]) -> None:
@@ -198,7 +203,7 @@ def test_crash_while_writing_keeps_the_old_index(tmp_path: Path, logs: list[str]
     with pytest.raises(OSError, match="disk full"):
         build(tmp_path, CountingEmbedder(), logs, {"a.txt": "Something else entirely."})
     assert {p.name: p.read_bytes() for p in (tmp_path / "idx").iterdir()} == before
-    assert [p.name for p in tmp_path.iterdir()] == ["idx"], "no temporary folder left behind"
+    assert siblings(tmp_path) == ["idx"], "no temporary folder left behind"
     monkeypatch.undo()
     emb = CountingEmbedder()
     build(tmp_path, emb, [])
@@ -318,7 +323,7 @@ def test_a_process_killed_between_the_swap_renames_loses_nothing(tmp_path: Path,
     index = build(tmp_path, emb, logs, {"a.txt": "Something else entirely. Gamma one."})
     assert emb.calls == 0, "the finished index was recovered, not re-embedded"
     assert any("Recovered the index" in m for m in logs)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
+    assert siblings(tmp_path) == ["idx"]
     assert {p.source for p in index.passages} == {"a.txt"}
 
 
@@ -330,4 +335,32 @@ def test_an_interrupted_swap_without_a_finished_index_puts_the_old_one_back(tmp_
     assert qindex.recover_interrupted_swap(tmp_path / "idx", logs.append)
     emb = CountingEmbedder()
     build(tmp_path, emb, logs)
-    assert emb.calls == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
+    assert emb.calls == 0 and siblings(tmp_path) == ["idx"]
+
+
+def test_a_second_writer_waits_for_the_first_and_says_so(tmp_path: Path, logs: list[str]) -> None:
+    import threading
+
+    build(tmp_path, CountingEmbedder(), logs)
+    holding = threading.Event()
+    release = threading.Event()
+
+    def first_writer() -> None:
+        with qindex.writer_lock(tmp_path / "idx", logs.append):
+            holding.set()
+            release.wait(30)
+
+    t = threading.Thread(target=first_writer)
+    t.start()
+    holding.wait(30)
+    done: list[Index] = []
+    second = threading.Thread(target=lambda: done.append(build(tmp_path, CountingEmbedder(), logs,
+                                                                 {"a.txt": "Changed text."})))
+    second.start()
+    second.join(1.0)
+    assert second.is_alive() and not done, "the second writer waits while the lock is held"
+    assert any("Waiting for another qa process" in m for m in logs)
+    release.set()
+    t.join(30)
+    second.join(30)
+    assert done and {p.text for p in done[0].passages} == {"Changed text."}
