@@ -460,7 +460,9 @@ class Index:
             manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
         except FileNotFoundError as e:
             raise IndexMismatchError(f"has no {MANIFEST_FILE}") from e
-        except (OSError, ValueError) as e:
+        except OSError as e:
+            raise IndexMismatchError(f"cannot be read ({MANIFEST_FILE}: {e.strerror or e})") from e
+        except ValueError as e:
             raise IndexMismatchError(f"is damaged ({MANIFEST_FILE} is not valid JSON)") from e
         if not isinstance(manifest, dict):
             raise IndexMismatchError(f"is damaged ({MANIFEST_FILE} is not a JSON object)")
@@ -500,11 +502,18 @@ class Index:
             raise IndexMismatchError(f"is damaged ({e})") from e
 
     @staticmethod
-    def read_cache(index_dir: str | Path, embedder: Embedder) -> dict[str, np.ndarray]:
-        """The cached vectors of an index folder, by passage-text SHA-256 ({} when unusable)."""
+    def read_cache(index_dir: str | Path, embedder: Embedder,
+                   log: Log | None = None) -> dict[str, np.ndarray]:
+        """The cached vectors of an index folder, by passage-text SHA-256 ({} when unusable).
+
+        No cache, or one of another model, is silent; a damaged or unreadable one is said (``log``),
+        since everything is then embedded again.
+        """
         import numpy as np
 
         folder = Path(index_dir)
+        if not (folder / VECTOR_KEYS_FILE).exists():
+            return {}
         try:
             meta = json.loads((folder / VECTOR_KEYS_FILE).read_text(encoding="utf-8"))
             if meta.get("model") != embedder.name or meta.get("dim") != embedder.dim:
@@ -513,7 +522,10 @@ class Index:
             if "sentence_keys" in meta:
                 parts.append((meta["sentence_keys"],
                               np.load(folder / SENTENCE_VECTORS_FILE, allow_pickle=False)))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+            (log or _stderr)(f"The embedding cache in {folder} is unusable ({VECTOR_KEYS_FILE} or the "
+                             f"vectors: {why}); embedding everything again, then writing a fresh one.")
             return {}
         cache: dict[str, np.ndarray] = {}
         for keys, vectors in parts:
@@ -559,7 +571,7 @@ class Index:
                 found = cls._load_if_current(folder, expected, passages, say)
                 if found is not None:
                     return found
-            cache = {} if rebuild else cls.read_cache(folder, embedder)
+            cache = {} if rebuild else cls.read_cache(folder, embedder, say)
             index = cls._from_passages(sources, passages, embedder, settings, cache, progress)
             save_atomically(index, folder)
             return index

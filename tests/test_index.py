@@ -172,15 +172,18 @@ def test_damaged_index_is_rebuilt(tmp_path: Path, logs: list[str], damage, reemb
     damage(tmp_path / "idx")
     emb = CountingEmbedder()
     index = build(tmp_path, emb, logs)
-    assert len(logs) == 1 and "rebuilding" in logs[0]
+    assert "rebuilding" in logs[0]
+    # an unreadable cache says so (everything is embedded again); nothing else is said
+    assert all("embedding cache" in m and "unusable" in m for m in logs[1:]) and len(logs) <= 2
     assert (emb.calls > 0) == reembeds
     assert index.passages == built.passages
     assert np.allclose(index.vectors, built.vectors)
     assert np.allclose(index.sentence_vectors, built.sentence_vectors)
     assert (index.sentence_rows == built.sentence_rows).all()
     emb = CountingEmbedder()
+    said = len(logs)
     build(tmp_path, emb, logs)
-    assert emb.calls == 0 and len(logs) == 1, "the rebuilt index is reused"
+    assert emb.calls == 0 and len(logs) == said, "the rebuilt index is reused"
 
 
 def test_rebuild_flag_reembeds_everything(tmp_path: Path, logs: list[str]) -> None:
@@ -364,3 +367,26 @@ def test_a_second_writer_waits_for_the_first_and_says_so(tmp_path: Path, logs: l
     t.join(30)
     second.join(30)
     assert done and {p.text for p in done[0].passages} == {"Changed text."}
+
+
+def test_a_damaged_cache_is_said_and_an_unreadable_manifest_is_not_called_bad_json(
+        tmp_path: Path, logs: list[str]) -> None:
+    build(tmp_path, CountingEmbedder(), logs)
+    folder = tmp_path / "idx"
+    (folder / "vector_keys.json").write_text("{broken")
+    logs.clear()
+    assert Index.read_cache(folder, CountingEmbedder(), logs.append) == {}
+    assert len(logs) == 1 and "vector_keys.json" in logs[0] and "unusable" in logs[0]
+    assert Index.read_cache(tmp_path / "nothing", CountingEmbedder(), logs.append) == {}  # no cache: silent
+    assert len(logs) == 1
+    real_read = Path.read_text
+
+    def denied(self: Path, *args, **kwargs) -> str:
+        if self.name == "manifest.json":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Path, "read_text", denied)
+        with pytest.raises(IndexMismatchError, match="cannot be read .*Permission denied"):
+            Index.load(folder)
