@@ -212,7 +212,8 @@ def test_half_written_index_is_rebuilt_and_answers(tmp_path, article_dir, fake_e
     again = Chatbot(sources=[article_dir], index_dir=tmp_path / "index", embedder=fake_embedder,
                     reader=fake_reader, log=logs.append)
     assert again.ask("Who tried to buy the factory?").text
-    assert len(logs) == 1 and "rebuild" in logs[0].lower()
+    assert len(logs) == 2 and "rebuild" in logs[0].lower()
+    assert "embedding cache" in logs[1]  # the truncated vectors cannot be reused, and it says so
 
 
 def _hit(i: int, text: str = "words") -> Hit:
