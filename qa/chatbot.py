@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+import threading
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -97,6 +99,19 @@ def _context(span: Span, hits: Sequence[Hit]) -> dict[str, int | None]:
     return {"context_start": None, "context_end": None}
 
 
+def source_stamps(texts: dict[str, str]) -> dict[str, tuple[int, int] | None]:
+    """Each source file's (size, modification time in ns), None where it cannot be found."""
+    stamps: dict[str, tuple[int, int] | None] = {}
+    for name in texts:
+        try:
+            st = os.stat(name)
+        except OSError:
+            stamps[name] = None
+        else:
+            stamps[name] = (st.st_size, st.st_mtime_ns)
+    return stamps
+
+
 class Chatbot:
     """Answers questions about a set of documents with spans of their text."""
 
@@ -137,6 +152,8 @@ class Chatbot:
         self.reader: Any = None
         self.index: Any = None
         self.retriever: Any = None
+        self._stamps: dict[str, tuple[int, int] | None] = {}
+        self._refresh_lock = threading.Lock()
 
     def warm_up(
         self, progress: Log | None = None, *, rebuild: bool = False, progress_bar: bool = False
@@ -153,6 +170,7 @@ class Chatbot:
         say = progress or (lambda _m: None)
         say("Reading sources…")
         texts = collect_sources(self.sources)
+        self._stamps = source_stamps(texts)
         embedder = self._embedder_arg or Embedder()
         say(f"Indexing {len(texts)} source(s) with {embedder.name}…")
         self.index = Index.build_or_load(
@@ -183,9 +201,29 @@ class Chatbot:
             f"retrieval: {self.mode}, top {self.top_k}"
         )
 
+    def refresh_if_changed(self) -> bool:
+        """Re-read the sources and refresh the index when a source file changed or went; True if it did.
+
+        A running chatbot (``qa serve``) must never cite offsets into text that is no longer the file's;
+        a source that is gone raises ``qa.sources.SourceError`` naming it.
+        """
+        self.warm_up()
+        if source_stamps(dict.fromkeys(self._stamps, "")) == self._stamps:
+            return False
+        with self._refresh_lock:
+            now = source_stamps(dict.fromkeys(self._stamps, ""))
+            if now == self._stamps:
+                return False  # another thread refreshed it meanwhile
+            changed = sorted(n for n in self._stamps if now.get(n) != self._stamps[n])
+            self.log(f"{', '.join(changed)} changed on disk; refreshing the index.")
+            self._reader_arg = self.reader  # keep the loaded reader
+            self.retriever = None
+            self.warm_up()
+            return True
+
     def retrieve(self, question: str, history: Sequence[Any] | None = None) -> list[Hit]:
         """The top passages for a question, using the conversation for follow-ups."""
-        self.warm_up()
+        self.refresh_if_changed()
         text = clean_question(question)
         return self.retriever.retrieve(retrieval_query(text, turns(history)), top_k=self.top_k)
 

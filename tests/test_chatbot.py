@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from qa.chatbot import (
 )
 from qa.followup import Turn
 from qa.schema import Hit, Passage, Span
+from qa.sources import SourceError
 
 
 def make_bot(tmp_path: Path, article_dir: Path, fake_embedder, fake_reader, **kw) -> Chatbot:
@@ -133,11 +135,28 @@ def test_missing_source_names_the_file(tmp_path, fake_embedder, fake_reader):
         bot.warm_up()
 
 
-def test_answers_after_source_deleted_while_serving(tmp_path, article_dir, fake_embedder, fake_reader):
+def test_a_source_deleted_while_serving_is_named_not_cited(tmp_path, article_dir, fake_embedder, fake_reader):
     bot = make_bot(tmp_path, article_dir, fake_embedder, fake_reader)
     bot.warm_up()
     (article_dir / "article.txt").unlink()
+    with pytest.raises(SourceError, match="no source files found"):  # never offsets into text that is gone
+        bot.ask("Who tried to buy the factory?")
+
+
+def test_a_source_edited_while_serving_is_reindexed_before_answering(tmp_path, article_dir, fake_embedder,
+                                                                     fake_reader):
+    logs: list[str] = []
+    bot = Chatbot(sources=[article_dir], index_dir=tmp_path / "index", embedder=fake_embedder,
+                  reader=fake_reader, log=logs.append)
     assert bot.ask("Who tried to buy the factory?").text
+    source = article_dir / "article.txt"
+    new_text = "Notes.\n\nThe Chinese tried to buy the old mill in Lund, the records show."
+    source.write_text(new_text, encoding="utf-8")
+    os.utime(source, ns=(1, 1))  # a different stamp even within the file system's time resolution
+    answer = bot.ask("Who tried to buy the mill?")
+    assert any("changed on disk" in m for m in logs)
+    assert new_text[answer.start:answer.end] == answer.text  # offsets into the text as it is now
+    assert not bot.refresh_if_changed()  # nothing changed since
 
 
 @pytest.mark.slow
