@@ -7,7 +7,7 @@ import re
 import sys
 import threading
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,10 +99,10 @@ def _context(span: Span, hits: Sequence[Hit]) -> dict[str, int | None]:
     return {"context_start": None, "context_end": None}
 
 
-def source_stamps(texts: dict[str, str]) -> dict[str, tuple[int, int] | None]:
+def source_stamps(names: Iterable[str]) -> dict[str, tuple[int, int] | None]:
     """Each source file's (size, modification time in ns), None where it cannot be found."""
     stamps: dict[str, tuple[int, int] | None] = {}
-    for name in texts:
+    for name in names:
         try:
             st = os.stat(name)
         except OSError:
@@ -208,10 +208,10 @@ class Chatbot:
         a source that is gone raises ``qa.sources.SourceError`` naming it.
         """
         self.warm_up()
-        if source_stamps(dict.fromkeys(self._stamps, "")) == self._stamps:
+        if source_stamps(self._stamps) == self._stamps:
             return False
         with self._refresh_lock:
-            now = source_stamps(dict.fromkeys(self._stamps, ""))
+            now = source_stamps(self._stamps)
             if now == self._stamps:
                 return False  # another thread refreshed it meanwhile
             changed = sorted(n for n in self._stamps if now.get(n) != self._stamps[n])

@@ -115,7 +115,6 @@ def _sources_for(args: argparse.Namespace, given: list[str] | None = None) -> li
     if given:
         return list(given)
     folder = Path(args.index_dir)
-    manifest = folder / "manifest.json"
     from qa.index import recover_interrupted_swap, writer_lock
 
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
@@ -124,8 +123,17 @@ def _sources_for(args: argparse.Namespace, given: list[str] | None = None) -> li
             recover_interrupted_swap(folder, say)
     if not folder.is_dir() or not any(folder.iterdir()):
         return None
-    if folder.resolve() == DEFAULT_INDEX_DIR.resolve():
-        return _default_index_sources(manifest)
+    try:
+        return _index_inputs(folder)
+    except ValueError:
+        if folder.resolve() == DEFAULT_INDEX_DIR.resolve():
+            return None  # the repository's own index is rebuilt from seeds/
+        raise
+
+
+def _index_inputs(folder: Path) -> list[str]:
+    """The files an index folder was built from; ValueError saying why when they cannot be used."""
+    manifest = folder / "manifest.json"
     try:
         inputs = json.loads(manifest.read_text(encoding="utf-8")).get("inputs")
     except (OSError, ValueError, AttributeError) as err:
@@ -138,17 +146,6 @@ def _sources_for(args: argparse.Namespace, given: list[str] | None = None) -> li
         raise ValueError(f"the index in {folder} was built from files that are gone: {', '.join(missing)}; "
                          f"pass --sources to rebuild it from what you have")
     return [str(p) for p in inputs]
-
-
-def _default_index_sources(manifest: Path) -> list[str] | None:
-    """The default index's sources while they all exist; else None: the default index is rebuilt."""
-    try:
-        inputs = json.loads(manifest.read_text(encoding="utf-8")).get("inputs")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if isinstance(inputs, list) and inputs and all(Path(p).exists() for p in inputs):
-        return [str(p) for p in inputs]
-    return None
 
 
 def _print_answer(answer: Any) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-#: A question with at most this many words and an earlier turn is treated as elliptical ("And why?"):
+#: A question with at most this many words and an earlier turn is a follow-up ("And then?"):
 #: retrieval reads it together with the previous question.
 FOLLOW_UP_MAX_WORDS = 3
 #: A follow-up with at most this many content words and no pronoun to resolve is elliptical ("Why?",

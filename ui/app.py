@@ -159,7 +159,7 @@ def build_app(bot: Chatbot, *, concurrency_limit: int = DEFAULT_CONCURRENCY,
         malformed history) raise gr.Error; gradio_client raises AppError.
         """
         try:
-            earlier = turns([tuple(t) if isinstance(t, list) else t for t in history or []])
+            earlier = turns(history)
         except TypeError as e:
             raise gr.Error(f"Bad history: {e}", print_exception=False) from e
         try:
