@@ -16,9 +16,20 @@ from qa.followup import Turn, is_follow_up, resolve, self_contained, turns
 from qa.retrieve import DEFAULT_TOP_K, MODES
 from qa.schema import Answer, Hit, Span
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SOURCES: tuple[Path, ...] = (REPO_ROOT / "seeds",)
-DEFAULT_INDEX_DIR = REPO_ROOT / "index"
+
+def _user_index_dir() -> Path:
+    """The default index folder in the user's data folder (platformdirs)."""
+    import platformdirs
+
+    return platformdirs.user_data_path("qa", appauthor=False) / "index"
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: The bundled news article ships inside the package (a source checkout also shows it as ``seeds/``).
+DEFAULT_SOURCES: tuple[Path, ...] = (PACKAGE_DIR / "seeds",)
+#: ``QA_INDEX_DIR``, else the per-user data folder (``~/.local/share/qa/index`` on Linux), never the
+#: install folder: an installed package may not write beside itself.
+DEFAULT_INDEX_DIR = Path(os.environ.get("QA_INDEX_DIR") or _user_index_dir())
 DEFAULT_MODE = "hybrid"
 MAX_QUESTION_CHARS = 1000
 #: Each retrieved passage's best span competes with its confidence times RANK_PRIOR ** (the passage's
@@ -130,7 +141,8 @@ class Chatbot:
         if isinstance(sources, (str, Path)):
             sources = [sources]
         if sources is not None and not sources:
-            raise ValueError("sources is empty: pass at least one file or folder, or None for seeds/")
+            raise ValueError("sources is empty: pass at least one file or folder, "
+                             "or None for the bundled article")
         if sources is not None and any(isinstance(s, str) and not s.strip() for s in sources):
             raise ValueError("an empty path was given (an unset shell variable?): name a file or folder")
         if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 50:
@@ -154,6 +166,7 @@ class Chatbot:
         self.retriever: Any = None
         self._stamps: dict[str, tuple[int, int] | None] = {}
         self._refresh_lock = threading.Lock()
+        self._progress_bar = False
 
     def warm_up(
         self, progress: Log | None = None, *, rebuild: bool = False, progress_bar: bool = False
@@ -167,9 +180,10 @@ class Chatbot:
         from qa.retrieve import Retriever
         from qa.sources import collect_sources
 
+        self._progress_bar = progress_bar  # a later refresh (refresh_if_changed) shows its bar too
         say = progress or (lambda _m: None)
         say("Reading sources…")
-        texts = collect_sources(self.sources)
+        texts = collect_sources(self.sources, log=self.log)
         self._stamps = source_stamps(texts)
         embedder = self._embedder_arg or Embedder()
         say(f"Indexing {len(texts)} source(s) with {embedder.name}…")
@@ -218,7 +232,7 @@ class Chatbot:
             self.log(f"{', '.join(changed)} changed on disk; refreshing the index.")
             self._reader_arg = self.reader  # keep the loaded reader
             self.retriever = None
-            self.warm_up()
+            self.warm_up(progress_bar=self._progress_bar)
             return True
 
     def retrieve(self, question: str, history: Sequence[Any] | None = None) -> list[Hit]:

@@ -24,6 +24,8 @@ from qa.retrieve import MODES
 DELEGATED = {"bench": "qa.bench", "compare-readers": "qa.compare", "train-reader": "qa.train",
              "calibrate-reader": "qa.calibrate"}
 
+INDEX_DIR_HELP = f"index folder (default {DEFAULT_INDEX_DIR}; the QA_INDEX_DIR variable sets another)"
+
 
 def _reader_args(p: argparse.ArgumentParser) -> None:
     """The reader's options."""
@@ -49,8 +51,8 @@ def _corpus_args(p: argparse.ArgumentParser) -> None:
     """Options shared by the commands that open a corpus."""
     p.add_argument("--sources", nargs="+", default=None, metavar="PATH",
                    help="files or folders to answer from (default: the sources of the existing index, "
-                        "else seeds/)")
-    p.add_argument("--index-dir", default=str(DEFAULT_INDEX_DIR), help="index folder (default: index/)")
+                        "else the bundled article)")
+    p.add_argument("--index-dir", default=str(DEFAULT_INDEX_DIR), help=INDEX_DIR_HELP)
     _reader_args(p)
     p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="passages to read (default 3)")
     _floor_arg(p)
@@ -64,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="build or refresh the index")
     p.add_argument("paths", nargs="*", metavar="PATH",
-                   help="files or folders (default: the index's own sources, else seeds/)")
-    p.add_argument("--index-dir", default=str(DEFAULT_INDEX_DIR))
+                   help="files or folders (default: the index's own sources, else the bundled article)")
+    p.add_argument("--index-dir", default=str(DEFAULT_INDEX_DIR), help=INDEX_DIR_HELP)
     p.add_argument("--rebuild", action="store_true", help="re-embed everything")
 
     p = sub.add_parser("ask", help="answer one question")
@@ -106,10 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sources_for(args: argparse.Namespace, given: list[str] | None = None) -> list[str] | None:
-    """The sources to open: given ones, else those the index was built from, else the default (seeds/).
+    """The sources to open: given ones, else those the index was built from, else the bundled article.
 
     Never swaps corpora behind the user's back: an index whose sources are gone, or a non-empty index
-    folder without a readable manifest, is an error that says so, not a rebuild from seeds/.
+    folder without a readable manifest, is an error that says so, not a rebuild from the bundled article.
     """
     given = given if given is not None else getattr(args, "sources", None)
     if given:
@@ -127,7 +129,7 @@ def _sources_for(args: argparse.Namespace, given: list[str] | None = None) -> li
         return _index_inputs(folder)
     except ValueError:
         if folder.resolve() == DEFAULT_INDEX_DIR.resolve():
-            return None  # the repository's own index is rebuilt from seeds/
+            return None  # the default index is rebuilt from the bundled article
         raise
 
 
@@ -167,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "ask":
         bot = Chatbot(sources=_sources_for(args), index_dir=args.index_dir, reader=_reader_for(args),
                       top_k=args.top_k, mode=args.mode, min_similarity=args.min_similarity)
+        bot.warm_up(progress_bar=True)  # a long build shows its progress on stderr
         answer = bot.ask(args.question)
         if args.json:
             print(json.dumps(answer.to_dict(), ensure_ascii=False))
@@ -178,10 +181,13 @@ def run(args: argparse.Namespace) -> int:
 
         bot = Chatbot(sources=_sources_for(args), index_dir=args.index_dir, reader=_reader_for(args),
                       top_k=args.top_k, mode=args.mode, min_similarity=args.min_similarity)
+        bot.warm_up(progress_bar=True)
         return chat(bot)
     if args.command == "serve":
-        from ui.app import serve
+        from ui.app import PASSWORD_IN_ARGUMENTS, serve
 
+        if args.auth and not args.auth.startswith("@"):
+            print(PASSWORD_IN_ARGUMENTS, file=sys.stderr, flush=True)
         login = args.auth if args.auth is not None else os.environ.get("QA_AUTH")  # "" fails closed
         serve(host=args.host, port=args.port, share=args.share, auth=login, sources=_sources_for(args),
               index_dir=args.index_dir, reader=_reader_for(args), top_k=args.top_k, mode=args.mode,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from qa.schema import Hit, Passage, Span
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+#: Tests never touch the user's own index: the default index folder is a fresh one for each run (and
+#: for the ``qa`` processes the tests start, which inherit it).
+os.environ["QA_INDEX_DIR"] = os.path.join(tempfile.mkdtemp(prefix="qa-tests-"), "index")
 
 REPO = Path(__file__).resolve().parent.parent
 ARTICLE = REPO / "seeds" / "article.txt"

@@ -97,4 +97,4 @@ def test_qa_chat_over_stdin_answers_the_follow_up(tmp_path: Path) -> None:
     replies = proc.stdout.split("you> ")
     assert "the United States" in replies[1]
     assert "does not say" not in replies[2] and "confidence" in replies[2]
-    assert "[1] seeds/article.txt" in replies[3]
+    assert "[1] qa/seeds/article.txt" in replies[3]

@@ -292,3 +292,36 @@ def test_min_similarity_abstains_on_weakly_related_passages(tmp_path, article_di
     for bad in (1.5, -2, True, "0.4"):
         with pytest.raises(ValueError, match="min_similarity"):
             Chatbot(min_similarity=bad)
+
+
+@pytest.mark.slow
+def test_an_installed_package_answers_from_its_bundled_article_and_indexes_into_the_users_folder(tmp_path):
+    """A non-editable install (the wheel, unpacked) carries the article and never writes beside itself."""
+    import subprocess
+    import sys
+    import zipfile
+
+    repo = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path / "wheel"), str(repo)], check=True, capture_output=True)
+    site = tmp_path / "site"
+    with zipfile.ZipFile(next((tmp_path / "wheel").glob("qa-*.whl"))) as wheel:
+        wheel.extractall(site)
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("QA_INDEX_DIR", "XDG_DATA_HOME")}
+    env.update(PYTHONPATH=str(site), HOME=str(home), HF_HUB_OFFLINE="1")
+    before = sorted(p.relative_to(site) for p in site.rglob("*"))
+    done = subprocess.run([sys.executable, "-m", "qa.cli", "index"], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "1 source(s)" in done.stdout and "article.txt" in done.stdout
+    assert sorted(p.relative_to(site) for p in site.rglob("*") if "__pycache__" not in p.parts) \
+        == [p for p in before if "__pycache__" not in p.parts]  # nothing written into the install
+    assert (home / ".local" / "share" / "qa" / "index" / "manifest.json").is_file()
+    assert not any(work.iterdir())
+    shown = subprocess.run([sys.executable, "-c", "import qa.chatbot as c; print(c.DEFAULT_INDEX_DIR)"],
+                           cwd=work, env={**env, "QA_INDEX_DIR": str(tmp_path / "mine")},
+                           capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == str(tmp_path / "mine")
