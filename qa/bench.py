@@ -27,10 +27,10 @@ from qa.index import (
     index_type_for,
     make_faiss_index,
     sentence_units,
-    text_key,
 )
 from qa.retrieve import MODES, Retriever
 from qa.schema import Passage
+from qa.vector_cache import VectorCache
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,8 +50,6 @@ DEFAULT_ANSWERS = 50
 DEFAULT_COLD_RUNS = 3
 RECALL_KS = (1, 3, 5)
 HNSW_RECALL_K = 10
-#: Texts embedded between two cache writes (an interrupted run keeps what it embedded).
-CACHE_SHARD = 2048
 SHUFFLE_SEED = 0
 #: Marks the single-sentence passages that top up the scaling corpus beyond its sentence windows.
 SINGLE_SUFFIX = "/sentence"
@@ -124,83 +122,6 @@ def _percentile(values: Sequence[float], q: float) -> float:
     lo = int(pos)
     hi = min(lo + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-class VectorCache:
-    """Embedded vectors on disk by text SHA-256, written in shards (``.npy`` + keys ``.json``)."""
-
-    def __init__(self, folder: Path, embedder: Embedder) -> None:
-        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedder.name)[-80:]
-        self.folder = folder / slug
-        self.embedder = embedder
-        self.vectors: dict[str, np.ndarray] = {}
-        self.embedded = 0
-        self.embed_seconds = 0.0
-
-    def load(self) -> None:
-        """Read every shard whose keys and vectors agree."""
-        import numpy as np
-
-        if not self.folder.is_dir():
-            return
-        for keys_file in sorted(self.folder.glob("shard-*.json")):
-            try:
-                keys = json.loads(keys_file.read_text(encoding="utf-8"))
-                vecs = np.load(keys_file.with_suffix(".npy"), allow_pickle=False)
-            except (OSError, ValueError, EOFError):
-                continue
-            if vecs.shape == (len(keys), self.embedder.dim) and vecs.dtype == np.float32:
-                self.vectors.update(zip(keys, vecs, strict=True))
-
-    def _save_shard(self, keys: list[str], vecs: np.ndarray) -> None:
-        """Write one shard (vectors first, keys last, each by atomic rename)."""
-        import numpy as np
-
-        self.folder.mkdir(parents=True, exist_ok=True)
-        stem = f"shard-{time.time_ns()}"
-        tmp = self.folder / f".{stem}.npy"
-        with tmp.open("wb") as f:
-            np.save(f, vecs, allow_pickle=False)
-        tmp.replace(self.folder / f"{stem}.npy")
-        tmp = self.folder / f".{stem}.json"
-        tmp.write_text(json.dumps(keys), encoding="utf-8")
-        tmp.replace(self.folder / f"{stem}.json")
-
-    def add(self, texts: Sequence[str], vectors: np.ndarray) -> None:
-        """Cache vectors embedded elsewhere."""
-        pairs = zip((text_key(t) for t in texts), vectors, strict=True)
-        new = [(k, v) for k, v in pairs if k not in self.vectors]
-        if new:
-            import numpy as np
-
-            self.vectors.update(new)
-            self._save_shard([k for k, _ in new], np.stack([v for _, v in new]).astype(np.float32))
-
-    def get(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        """Vectors for ``texts``, embedding (and caching) those not cached yet."""
-        import numpy as np
-        from tqdm import tqdm
-
-        keys = [text_key(t) for t in texts]
-        todo: dict[str, str] = {}
-        for k, t in zip(keys, texts, strict=True):
-            if k not in self.vectors and k not in todo:
-                todo[k] = t
-        items = list(todo.items())
-        with tqdm(total=len(items), desc="Embedding (bench cache)", unit="text", file=sys.stderr,
-                  disable=not progress or not items) as bar:
-            for i in range(0, len(items), CACHE_SHARD):
-                batch = items[i:i + CACHE_SHARD]
-                t0 = time.perf_counter()
-                vecs = self.embedder.encode([t for _, t in batch])
-                self.embed_seconds += time.perf_counter() - t0
-                self.embedded += len(batch)
-                self.vectors.update(zip((k for k, _ in batch), vecs, strict=True))
-                self._save_shard([k for k, _ in batch], vecs)
-                bar.update(len(batch))
-        if not keys:
-            return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        return np.stack([self.vectors[k] for k in keys]).astype(np.float32, copy=False)
 
 
 class _CachedQueries:
@@ -457,7 +378,7 @@ def open_domain_retriever(data: dict[str, Any]) -> Retriever:
     from qa.embed import Embedder
 
     embedder = Embedder()
-    cache = VectorCache(DEFAULT_CACHE_DIR, embedder)
+    cache = VectorCache(DEFAULT_CACHE_DIR, embedder, desc="Embedding (bench cache)")
     cache.load()
     return Retriever(index=open_domain_index(data, cache, progress=True), embedder=embedder)
 
@@ -543,7 +464,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"model": embedder.name, "dim": embedder.dim, "exact_max": EXACT_MAX,
                               "model_load_seconds": round(time.perf_counter() - t0, 2)}
     result["torch_threads"] = torch.get_num_threads()
-    cache = VectorCache(Path(args.cache_dir), embedder)
+    cache = VectorCache(Path(args.cache_dir), embedder, desc="Embedding (bench cache)")
     cache.load()
     say(f"bench cache: {len(cache.vectors):,} vectors in {cache.folder}")
     seed = Path(args.seed_article)

@@ -7,7 +7,6 @@ score a passage by its best-matching sentence as well as by its whole text (``qa
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from qa.chunk import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, DEFAULT_SENTENCES, chunk_text, split_sentences
 from qa.schema import Passage
+from qa.vector_cache import VectorCache, text_key
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,8 +35,11 @@ INDEX_HNSW = "hnsw-ip"
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 100
 HNSW_EF_SEARCH = 128
-#: Texts per ``Embedder.encode`` call while building (the progress bar's step).
+#: Texts per ``Embedder.encode`` call while building: the progress bar's step, and what a killed build
+#: loses (each step is saved in ``.NAME.partial`` beside the index and the next build resumes from it).
 EMBED_CHUNK = 512
+#: Beside the index folder NAME, ``.NAME`` + this holds the vectors of a build not yet written.
+PARTIAL_SUFFIX = ".partial"
 DEFAULT_CHUNK_SETTINGS = {"sentences": DEFAULT_SENTENCES, "overlap": DEFAULT_OVERLAP,
                           "max_chars": DEFAULT_MAX_CHARS}
 
@@ -65,11 +68,6 @@ class IndexMismatchError(RuntimeError):
 def _stderr(message: str) -> None:
     """Default log: one line on stderr."""
     print(message, file=sys.stderr, flush=True)
-
-
-def text_key(text: str) -> str:
-    """The SHA-256 hex digest of a text (the embedding cache key, the source fingerprint)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def normalise_chunk_settings(chunk_settings: dict[str, Any] | None) -> dict[str, int]:
@@ -298,6 +296,12 @@ def recover_interrupted_swap(index_dir: str | Path, log: Log | None = None) -> b
     return True
 
 
+def partial_folder(index_dir: str | Path) -> Path:
+    """Where a build of ``index_dir`` keeps its vectors until the index is written (``.NAME.partial``)."""
+    folder = Path(os.path.abspath(index_dir))
+    return folder.parent / f".{folder.name}{PARTIAL_SUFFIX}"
+
+
 def save_atomically(index: Index, index_dir: str | Path) -> None:
     """Write ``index`` into a temporary sibling folder, then swap it in place of ``index_dir``."""
     folder = Path(os.path.abspath(index_dir))
@@ -408,44 +412,25 @@ class Index:
         """Chunk and embed ``sources`` in memory (texts found in ``cache`` are not re-embedded)."""
         settings = normalise_chunk_settings(chunk_settings)
         passages = chunk_sources(_check_sources(sources), settings)
-        return cls._from_passages(sources, passages, embedder, settings, cache or {}, progress)
+        store = VectorCache(None, embedder, shard=EMBED_CHUNK)
+        store.vectors.update(cache or {})
+        return cls._from_passages(sources, passages, embedder, settings, store, progress)
 
     @classmethod
     def _from_passages(cls, sources: dict[str, str], passages: list[Passage], embedder: Embedder,
-                       settings: dict[str, int], cache: dict[str, np.ndarray], progress: bool) -> Index:
-        """Embed what the cache lacks and assemble the index."""
-        import numpy as np
-        from tqdm import tqdm
-
+                       settings: dict[str, int], store: VectorCache, progress: bool) -> Index:
+        """Embed what ``store`` lacks (saving it there as it goes) and assemble the index."""
         if not passages:
             raise ValueError("the sources hold no text to index")
-        dim = int(embedder.dim)
-        keys = [text_key(p.text) for p in passages]
         sentences, sentence_rows = sentence_units(passages)
-        sentence_keys = [text_key(t) for t in sentences]
-        todo: dict[str, str] = {}
-        for key, text in zip(keys + sentence_keys, [p.text for p in passages] + sentences, strict=True):
-            if key not in cache and key not in todo:
-                todo[key] = text
-        found: dict[str, np.ndarray] = dict(cache)
-        items = list(todo.items())
-        with tqdm(total=len(items), desc="Embedding", unit="text", file=sys.stderr,
-                  disable=not progress or not items) as bar:
-            for i in range(0, len(items), EMBED_CHUNK):
-                batch = items[i:i + EMBED_CHUNK]
-                vecs = np.asarray(embedder.encode([t for _, t in batch]), dtype=np.float32)
-                if vecs.shape != (len(batch), dim):
-                    raise RuntimeError(f"the embedder returned shape {vecs.shape}, "
-                                       f"expected {(len(batch), dim)}")
-                found.update((key, vec) for (key, _), vec in zip(batch, vecs, strict=True))
-                bar.update(len(batch))
-        vectors = np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
-        sentence_vectors = np.stack([found[k] for k in sentence_keys]).astype(np.float32, copy=False)
+        embedded = store.embedded
+        both = store.get([p.text for p in passages] + sentences, progress=progress)
+        vectors, sentence_vectors = both[:len(passages)], both[len(passages):]
         manifest = _manifest(sources, embedder, settings, len(passages))
         index = cls(passages=passages, vectors=vectors, manifest=manifest,
                     faiss_index=make_faiss_index(vectors, manifest["index_type"]),
                     sentence_vectors=sentence_vectors, sentence_rows=sentence_rows)
-        index.embedded = len(items)
+        index.embedded = store.embedded - embedded
         return index
 
     @classmethod
@@ -569,11 +554,26 @@ class Index:
                 say(f"Rebuilding the index at {folder} (re-embedding everything).")
             else:
                 found = cls._load_if_current(folder, expected, passages, say)
-                if found is not None:
+                if found is not None:  # recovered, or written by the writer we waited for
+                    VectorCache(partial_folder(folder), embedder).remove()
                     return found
-            cache = {} if rebuild else cls.read_cache(folder, embedder, say)
-            index = cls._from_passages(sources, passages, embedder, settings, cache, progress)
+            store = VectorCache(partial_folder(folder), embedder, shard=EMBED_CHUNK)
+            if rebuild:
+                store.remove()
+            else:
+                store.vectors.update(cls.read_cache(folder, embedder, say))
+                resumed = store.load()
+                if resumed:
+                    say(f"Resuming an interrupted build: {resumed:,} texts were already embedded.")
+            try:
+                index = cls._from_passages(sources, passages, embedder, settings, store, progress)
+            except KeyboardInterrupt:
+                if store.embedded:
+                    say(f"Interrupted: the {store.embedded:,} texts embedded so far are kept in "
+                        f"{store.folder.parent}; the same command resumes from them.")
+                raise
             save_atomically(index, folder)
+            store.remove()
             return index
 
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -157,8 +157,12 @@ def _is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def collect_sources(paths: Sequence[str | Path]) -> dict[str, str]:
-    """Read files and folders (walked recursively) into ``{display name: text}``."""
+def collect_sources(paths: Sequence[str | Path], *,
+                    log: Callable[[str], None] | None = None) -> dict[str, str]:
+    """Read files and folders (walked recursively) into ``{display name: text}``.
+
+    A folder's files of other types (a PDF, an image) are skipped, and ``log`` names them.
+    """
     if isinstance(paths, (str, Path)) or not isinstance(paths, Sequence):
         raise TypeError("paths must be a list of files or folders, e.g. ['seeds/']")
     found: list[Path] = []
@@ -169,11 +173,13 @@ def collect_sources(paths: Sequence[str | Path]) -> dict[str, str]:
             raise SourceError("an empty path was given (an unset shell variable?): name a file or folder")
         p = Path(item)
         if p.is_dir():
-            files = sorted(
-                f for f in p.rglob("*")
-                if f.is_file() and f.suffix.lower() in SUFFIXES and not _is_hidden(f, p)
-            )
-            found.extend(files)
+            files = sorted(f for f in p.rglob("*") if f.is_file() and not _is_hidden(f, p))
+            found.extend(f for f in files if f.suffix.lower() in SUFFIXES)
+            skipped = [f.relative_to(p).as_posix() for f in files if f.suffix.lower() not in SUFFIXES]
+            if skipped and log is not None:
+                shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+                log(f"Skipped {len(skipped)} file(s) in {p} that qa cannot read: {shown} "
+                    f"(it reads {', '.join(SUFFIXES)}; convert the others to text first).")
         elif p.is_file():
             if p.suffix.lower() not in SUFFIXES:
                 raise SourceError(f"{p}: unsupported file type; use one of {', '.join(SUFFIXES)}")

@@ -55,6 +55,17 @@ def test_ask_plain_and_index_reuse(fake_cli, tmp_path, article_dir, capsys):
     assert "Chinese" in out and "confidence" in out
 
 
+def test_ask_and_chat_show_the_progress_of_a_build(fake_cli, tmp_path, article_dir, capsys, monkeypatch):
+    code = qa.cli.main(["ask", "Who tried to buy the factory?", "--json", "--sources", str(article_dir),
+                        "--index-dir", str(tmp_path / "idx")])
+    captured = capsys.readouterr()
+    assert code == 0 and "Embedding" in captured.err and "100%" in captured.err
+    assert json.loads(captured.out)["answer"], "the bar stays on stderr, out of the JSON"
+    monkeypatch.setattr("qa.chat.chat", lambda bot: 0)  # the index is built before the conversation
+    assert qa.cli.main(["chat", "--sources", str(article_dir), "--index-dir", str(tmp_path / "idx2")]) == 0
+    assert "Embedding" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("question", ["", "   ", "x" * 5000])
 def test_bad_question_is_a_clear_error(fake_cli, tmp_path, article_dir, capsys, question):
     code = qa.cli.main(["ask", question, "--sources", str(article_dir), "--index-dir", str(tmp_path / "i")])
@@ -78,7 +89,7 @@ def test_console_script_answers_with_valid_offsets(tmp_path):
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)
     text = (REPO / "seeds" / "article.txt").read_text(encoding="utf-8")
-    assert obj["source"] in (None, "seeds/article.txt")
+    assert obj["source"] in (None, "qa/seeds/article.txt")
     if obj["answer"] is not None:
         assert text[obj["start"] : obj["end"]] == obj["answer"]
     assert any("engine" in p["text"] for p in obj["passages"])
@@ -93,7 +104,7 @@ def test_min_similarity_option_reaches_the_chatbot(monkeypatch, tmp_path) -> Non
         def __init__(self, **kw):
             seen.update(kw)
 
-        def ask(self, question):
+        def warm_up(self, **kw):
             raise ValueError("stop here")
 
     monkeypatch.setattr(qa.cli, "Chatbot", Spy)

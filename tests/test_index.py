@@ -206,7 +206,7 @@ def test_crash_while_writing_keeps_the_old_index(tmp_path: Path, logs: list[str]
     with pytest.raises(OSError, match="disk full"):
         build(tmp_path, CountingEmbedder(), logs, {"a.txt": "Something else entirely."})
     assert {p.name: p.read_bytes() for p in (tmp_path / "idx").iterdir()} == before
-    assert siblings(tmp_path) == ["idx"], "no temporary folder left behind"
+    assert siblings(tmp_path) == [".idx.partial", "idx"], "no temporary folder; the vectors kept for a retry"
     monkeypatch.undo()
     emb = CountingEmbedder()
     build(tmp_path, emb, [])
@@ -390,3 +390,66 @@ def test_a_damaged_cache_is_said_and_an_unreadable_manifest_is_not_called_bad_js
         mp.setattr(Path, "read_text", denied)
         with pytest.raises(IndexMismatchError, match="cannot be read .*Permission denied"):
             Index.load(folder)
+
+
+MANY = {"many.txt": "\n\n".join(f"Paragraph {i} says a thing. It has a second sentence {i}."
+                                  for i in range(40))}
+
+KILL_MIDWAY = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from conftest import FakeEmbedder
+import qa.index as qindex
+
+class DiesOnThirdCall(FakeEmbedder):
+    def encode(self, texts):
+        if self.calls == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().encode(texts)
+
+qindex.EMBED_CHUNK = 8
+qindex.Index.build_or_load({docs!r}, {idx!r}, DiesOnThirdCall(name="fake-embedder", dim=32),
+                           log=lambda m: None)
+"""
+
+
+def test_a_build_killed_midway_resumes_from_the_vectors_it_embedded(tmp_path: Path, logs: list[str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    script = KILL_MIDWAY.format(tests=str(Path(__file__).parent), docs=MANY, idx=str(tmp_path / "idx"))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "idx").exists() and (tmp_path / ".idx.partial").is_dir()
+    monkeypatch.setattr(qindex, "EMBED_CHUNK", 8)
+    emb = CountingEmbedder()
+    index = build(tmp_path, emb, logs, MANY)
+    total = len(texts_of(index))
+    assert emb.encoded == total - 16, "the two finished steps (2 x 8 texts) are not embedded again"
+    assert any("Resuming an interrupted build: 16 texts" in m for m in logs)
+    assert siblings(tmp_path) == ["idx"], "the partial vectors are removed once the index is written"
+    fresh = Index.build(MANY, CountingEmbedder())
+    np.testing.assert_array_equal(index.vectors, fresh.vectors)
+    np.testing.assert_array_equal(index.sentence_vectors, fresh.sentence_vectors)
+
+
+def test_ctrl_c_keeps_the_work_and_says_so_and_rebuild_starts_afresh(tmp_path: Path, logs: list[str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    class Interrupted(FakeEmbedder):
+        def encode(self, texts):
+            if self.calls == 1:
+                raise KeyboardInterrupt
+            return super().encode(texts)
+
+    monkeypatch.setattr(qindex, "EMBED_CHUNK", 8)
+    with pytest.raises(KeyboardInterrupt):
+        build(tmp_path, Interrupted(name="fake-embedder", dim=32), logs, MANY)
+    assert any("Interrupted: the 8 texts embedded so far are kept" in m for m in logs)
+    emb = CountingEmbedder()
+    with pytest.raises(KeyboardInterrupt):  # a second interruption keeps both runs' work
+        build(tmp_path, Interrupted(name="fake-embedder", dim=32), logs, MANY)
+    build(tmp_path, emb, logs, MANY, rebuild=True)
+    assert emb.encoded == len(texts_of(Index.build(MANY, CountingEmbedder()))), "--rebuild embeds all"
+    assert siblings(tmp_path) == ["idx"]

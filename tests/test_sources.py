@@ -145,3 +145,15 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder() -> None:
         collect_sources([""])
     with pytest.raises(SourceError, match="empty path"):
         collect_sources(["  "])
+
+
+def test_files_a_folder_holds_that_cannot_be_read_are_named_not_skipped_silently(tmp_path: Path) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("Alpha is here.")
+    (tmp_path / "notes" / "report.pdf").write_bytes(b"%PDF-1.7\n\x00\x01binary")
+    (tmp_path / "notes" / ".hidden.pdf").write_bytes(b"%PDF")
+    said: list[str] = []
+    sources = collect_sources([tmp_path / "notes"], log=said.append)
+    assert [Path(n).name for n in sources] == ["a.txt"]
+    assert len(said) == 1 and "Skipped 1 file(s)" in said[0] and "report.pdf" in said[0]
+    assert ".hidden" not in said[0]
