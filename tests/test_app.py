@@ -356,3 +356,81 @@ def test_no_file_drop_and_no_monitoring(fake_app):
     assert r.status_code == 413  # the app takes no files: nothing is stored
     assert httpx.get(f"{url}/monitoring", timeout=30).status_code in (403, 404)  # monitoring is off
     assert client(url).predict(QUESTION, api_name="/ask")["answer"] == "how to make engines"
+
+
+def test_a_huge_request_is_refused_at_once_while_questions_are_answered(fake_app):
+    import httpx
+
+    _, _, url = fake_app
+    big = b'{"data": ["' + b"x" * 50_000_000 + b'"]}'
+    results: dict[str, int] = {}
+
+    def post_huge(name: str, chunked: bool) -> None:
+        body = (big[i:i + (1 << 20)] for i in range(0, len(big), 1 << 20)) if chunked else big
+        try:
+            r = httpx.post(f"{url}/gradio_api/call/ask", content=body, timeout=60,
+                           headers={"content-type": "application/json"})
+            results[name] = r.status_code
+        except httpx.HTTPError:  # the server may close the connection while the client still sends
+            results[name] = 413
+
+    threads = [threading.Thread(target=post_huge, args=(f"huge{i}", i == 1)) for i in range(2)]
+    for t in threads:
+        t.start()
+    assert client(url).predict(QUESTION, api_name="/ask")["answer"] == "how to make engines"
+    for t in threads:
+        t.join(60)
+    assert results == {"huge0": 413, "huge1": 413}
+    r = httpx.post(f"{url}/gradio_api/call/ask", content=b'{"data": ["' + b"x" * 3_000_000 + b'"]}',
+                   headers={"content-type": "application/json"}, timeout=30)
+    assert r.status_code == 413 and "Request too large" in r.text
+
+
+def test_wrong_logins_wait_one_at_a_time_and_the_right_one_does_not():
+    import inspect
+
+    import httpx
+
+    from ui.guard import FAILED_LOGIN_DELAY, slow_login
+
+    # Gradio awaits the check only when it is a coroutine function; anything else that returns a
+    # coroutine would be truthy, i.e. a login that lets everyone in
+    assert inspect.iscoroutinefunction(slow_login("alice", "pw"))
+    with pytest.raises(ValueError):
+        slow_login("alice", "")
+    demo = build_app(FakeBot())
+    try:
+        url = launch(demo, port=free_port(), auth=("alice", "pw"), out=lambda _line: None)
+        results: list[int] = []
+
+        def guess() -> None:
+            r = httpx.post(f"{url}/login", data={"username": "alice", "password": "guess"}, timeout=30)
+            results.append(r.status_code)
+
+        threads = [threading.Thread(target=guess) for _ in range(3)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert results == [400] * 3
+        assert time.monotonic() - t0 >= 3 * FAILED_LOGIN_DELAY, "guesses wait one after another"
+        ok = httpx.post(f"{url}/login", data={"username": "alice", "password": "pw"}, timeout=30)
+        assert ok.status_code == 200
+        assert client(url, auth=("alice", "pw")).predict(QUESTION, api_name="/ask")["answer"]
+    finally:
+        demo.close()
+
+
+def test_a_password_on_the_command_line_gets_a_note_and_a_file_does_not(monkeypatch, tmp_path, capsys):
+    import qa.cli
+    import ui.app
+
+    monkeypatch.setattr(ui.app, "serve", lambda **kw: None)
+    monkeypatch.setattr(qa.cli, "_sources_for", lambda args: None)
+    assert qa.cli.main(["serve", "--auth", "alice:pw"]) == 0
+    assert "visible to every user" in capsys.readouterr().err
+    secret = tmp_path / "login"
+    secret.write_text("alice:pw\n", encoding="utf-8")
+    assert qa.cli.main(["serve", "--auth", f"@{secret}"]) == 0
+    assert "visible" not in capsys.readouterr().err

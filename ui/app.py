@@ -53,6 +53,7 @@ from ui.format import (
     format_question,
     status_line,
 )
+from ui.guard import BodyLimit, slow_login
 
 if TYPE_CHECKING:
     from qa.chatbot import Chatbot
@@ -82,6 +83,8 @@ EXAMPLES: tuple[str, ...] = (
 SHARE_WITHOUT_AUTH = ("Warning: --share without --auth: anyone who has the public link can use this app, "
                       "your CPU and your documents' text. Add --auth @FILE (a file holding USER:PASSWORD) "
                       "or set QA_AUTH.")
+PASSWORD_IN_ARGUMENTS = ("Note: a password on the command line is visible to every user of this machine "
+                         "(ps); --auth @FILE or the QA_AUTH variable keep it private.")
 SHARE_FAILED = (
     "Share link unavailable: could not download/start Gradio's tunnel (no internet?); "
     "serving locally at {url}"
@@ -250,12 +253,17 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, share:
            auth: tuple[str, str] | None = None, out: Callable[[str], None] | None = None) -> str:
     """Start ``demo`` without blocking; return its local URL (no trailing slash).
 
-    With ``share=True`` Gradio's own (multi-line) tunnel failure messages are swallowed and
-    exactly one line is printed instead (``SHARE_FAILED``); the app keeps serving locally.
+    A wrong login waits (``ui.guard.slow_login``); a request body over ``ui.guard.MAX_REQUEST_BYTES`` is
+    refused with HTTP 413. With ``share=True`` Gradio's own (multi-line) tunnel failure messages are
+    swallowed and exactly one line is printed instead (``SHARE_FAILED``); the app keeps serving locally.
     """
+    from starlette.middleware import Middleware
+
     say = out or (lambda line: print(line, flush=True))
     kwargs: dict[str, Any] = dict(
-        server_name=host, server_port=port, auth=auth, prevent_thread_lock=True, quiet=True,
+        server_name=host, server_port=port, auth=slow_login(*auth) if auth else None,
+        app_kwargs={"middleware": [Middleware(BodyLimit)]},  # oversized bodies refused before any work
+        prevent_thread_lock=True, quiet=True,
         ssr_mode=False, show_error=False, css=CSS, footer_links=["api"],
         enable_monitoring=False,  # no dashboard, no secret monitoring URL in the log
         max_file_size=MAX_UPLOAD_BYTES,
@@ -307,7 +315,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, aut
     if min_similarity is not None:
         options["min_similarity"] = min_similarity
     bot = Chatbot(sources=sources, index_dir=index_dir, reader=reader, **options)
-    bot.warm_up(progress=progress)
+    bot.warm_up(progress=progress, progress_bar=True)
     print(f"Ready: {bot.describe()}", flush=True)
     demo = build_app(bot)
     if share and not credentials:
@@ -332,8 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--auth", default=None,
                         help="USER:PASSWORD or @FILE holding it (default: env QA_AUTH)")
     parser.add_argument("--source", action="append", dest="sources", default=None,
-                        help="a text file to answer from (repeatable; default: the repo's seeds/)")
-    parser.add_argument("--index-dir", default=None, help="index folder (default: the repo's index/)")
+                        help="a file or folder to answer from (repeatable; default: the bundled article)")
+    parser.add_argument("--index-dir", default=None,
+                        help="index folder (default: QA_INDEX_DIR, else a per-user data folder)")
     parser.add_argument("--reader", default=None, help="reader model folder (default: qa/reader_model)")
     parser.add_argument("--top-k", type=int, default=None, help="passages retrieved per question")
     parser.add_argument("--mode", default=None, help="retrieval mode (default: hybrid)")
@@ -343,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parse_auth(args.auth if args.auth is not None else os.environ.get("QA_AUTH"))
     except ValueError as e:
         parser.error(str(e))
+    if args.auth and not args.auth.startswith("@"):
+        print(PASSWORD_IN_ARGUMENTS, file=sys.stderr, flush=True)
     try:
         serve(host=args.host, port=args.port, share=args.share, auth=args.auth,
               sources=args.sources, index_dir=args.index_dir, reader=args.reader,
