@@ -151,10 +151,13 @@ def test_padding_changes_nothing(tiny_model_dir: Path, precision: str) -> None:
         batch = model.encode(ids, mask)
         for r, row in enumerate(rows):  # each row as if alone, unpadded
             alone = model.encode(row[None], torch.ones((1, len(row)), dtype=torch.long))[0]
-            # int8 takes its rounding step from the whole batch: close, not equal
-            assert torch.allclose(batch[r, : len(row)], alone, atol=1e-5 if precision == "float32" else 0.05)
+            # int8 rounds each row with a fixed step: a row's states never depend on the rows beside it
+            if precision == "int8":
+                assert torch.equal(batch[r, : len(row)], alone)
+            else:
+                assert torch.allclose(batch[r, : len(row)], alone, atol=1e-5)
             assert not batch[r, len(row):].any()  # padding states are zero
         assert not batch[3].any()  # a row with nothing to attend to
         twins = model.encode(ids[[0, 0]], mask[[0, 0]])  # rows of equal length: one batched attention
-        assert torch.allclose(twins[1, :9], batch[0, :9], atol=1e-5 if precision == "float32" else 0.05)
+        assert torch.allclose(twins[1, :9], batch[0, :9], atol=1e-5 if precision == "float32" else 1e-6)
         assert not model.encode(ids[:1], torch.zeros_like(ids[:1])).any()
