@@ -93,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
                         f"default {DEFAULT_COLD_RUNS})")
     p.add_argument("--recall", action="store_true",
                    help="also measure open-domain recall@1/3/5 per mode on --recall-file")
-    p.add_argument("--recall-file", default=str(DEFAULT_RECALL_FILE), help="SQuAD-format JSON for --recall")
+    p.add_argument("--recall-file", default=str(DEFAULT_RECALL_FILE),
+                   help="SQuAD-format JSON for --recall and --open-domain")
+    p.add_argument("--open-domain", type=int, default=0, metavar="N",
+                   help="also answer N questions of --recall-file over all its paragraphs, reading passages "
+                        "in rank order (what the chatbot does) and every passage: latency and agreement")
+    p.add_argument("--top-k", type=int, default=5, help="passages per question for --open-domain (default 5)")
     p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR),
                    help="folder of SQuAD-format JSON files whose contexts make the scaling corpus")
     p.add_argument("--seed-article", default=str(DEFAULT_SEED), help="article timed for indexing")
@@ -448,6 +453,68 @@ def bench_recall(embedder: Embedder, cache: VectorCache, path: Path, *, progress
     return out
 
 
+class _CountingReader:
+    """A reader that counts the passages it is given (how much ``read_in_rank_order`` reads)."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.passages = 0
+
+    def read(self, question: str, passages: Sequence[Any], **kw: Any) -> Any:
+        """Count, then read."""
+        self.passages += len(passages)
+        return self.reader.read(question, passages, **kw)
+
+
+def bench_open_domain(embedder: Embedder, cache: VectorCache, path: Path, n: int, top_k: int, *,
+                      progress: bool) -> dict[str, Any]:
+    """Whole answers over every paragraph of ``path``: reading in rank order vs reading every passage."""
+    from qa.chatbot import read_in_rank_order, select_span
+    from qa.read import Reader
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    questions = sorted({qa["question"].strip() for article in data["data"] for para in article["paragraphs"]
+                        for qa in para["qas"] if qa["question"].strip()})
+    random.Random(SHUFFLE_SEED).shuffle(questions)
+    questions = questions[:n]
+    index = open_domain_index(data, cache, progress=progress)
+    retriever = Retriever(index=index, embedder=embedder, top_k=top_k)
+    retriever.warm_up()
+    reader = _CountingReader(Reader())
+    reader.reader.warm_up()
+    read_in_rank_order(reader, questions[0], retriever.retrieve(questions[0]))  # one-time costs
+    reader.passages = 0
+    early_ms, full_ms, same = [], [], 0
+    for i, q in enumerate(questions):
+        t0 = time.perf_counter()
+        hits = retriever.retrieve(q)
+        retrieve = time.perf_counter() - t0
+
+        def early(q: str = q, hits: list = hits) -> Any:
+            return read_in_rank_order(reader, q, hits)
+
+        def full(q: str = q, hits: list = hits) -> Any:
+            return select_span(reader.reader.read(q, hits, top_n=len(hits), per_passage=True), hits)
+
+        answers, times = {}, {}
+        for name, fn in ((("early", early), ("full", full)) if i % 2 else (("full", full), ("early", early))):
+            t0 = time.perf_counter()
+            answers[name] = fn()
+            times[name] = (retrieve + time.perf_counter() - t0) * 1000
+        early_ms.append(times["early"])
+        full_ms.append(times["full"])
+        a, b = answers["early"], answers["full"]
+        same += (a is None and b is None) or (a is not None and b is not None
+                                             and (a.source, a.start, a.end) == (b.source, b.start, b.end))
+    return {"file": str(path), "passages": len(index.passages), "top_k": top_k, "questions": len(questions),
+            "rank_order": {"p50_ms": round(_percentile(early_ms, 50), 1),
+                           "p95_ms": round(_percentile(early_ms, 95), 1),
+                           "passages_read_per_question": round(reader.passages / len(questions), 2)},
+            "every_passage": {"p50_ms": round(_percentile(full_ms, 50), 1),
+                              "p95_ms": round(_percentile(full_ms, 95), 1)},
+            "same_answers": same}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark; return the results."""
     from qa.embed import DEFAULT_EMBEDDING_MODEL, Embedder
@@ -497,6 +564,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.recall:
         say("open-domain recall…")
         result["recall"] = bench_recall(embedder, cache, Path(args.recall_file), progress=progress)
+    if args.open_domain:
+        say(f"answering {args.open_domain} questions over every paragraph of {args.recall_file}…")
+        result["open_domain_answers"] = bench_open_domain(embedder, cache, Path(args.recall_file),
+                                                          args.open_domain, args.top_k, progress=progress)
     result["embedded_this_run"] = cache.embedded
     if cache.embedded:
         result["uncached_embedding_passages_per_s"] = round(cache.embedded / cache.embed_seconds, 1)
@@ -548,6 +619,14 @@ def _print_human(r: dict[str, Any]) -> None:
             print(f"          {mode:<8} " + "  ".join(f"{k} {v:.3f}" if k.startswith("recall") else
                                                 f"mean characters in the top {k.split('@')[1]} {v}"
                                                 for k, v in m.items()))
+    if "open_domain_answers" in r:
+        o = r["open_domain_answers"]
+        ro, ev = o["rank_order"], o["every_passage"]
+        print(f"answers over {Path(o['file']).name} ({o['passages']} passages), top {o['top_k']}, "
+              f"{o['questions']} questions: reading in rank order p50 {ro['p50_ms']} ms "
+              f"p95 {ro['p95_ms']} ms "
+              f"({ro['passages_read_per_question']} passages read); every passage p50 {ev['p50_ms']} ms "
+              f"p95 {ev['p95_ms']} ms; same answer {o['same_answers']}/{o['questions']}")
     if r.get("embedded_this_run"):
         print(f"embedded {r['embedded_this_run']:,} uncached texts at "
               f"{r['uncached_embedding_passages_per_s']} texts/s")

@@ -14,6 +14,7 @@ from qa.chatbot import (
     RANK_PRIOR,
     Chatbot,
     clean_question,
+    read_in_rank_order,
     retrieval_query,
     select_span,
 )
@@ -256,8 +257,8 @@ def test_select_span_weighs_confidence_by_retrieval_rank() -> None:
         select_span([first], hits, prior=1.5)
 
 
-def test_ask_reads_every_passage_and_keeps_the_readers_confidence(tmp_path, article_dir, fake_embedder,
-                                                                  fake_reader):
+def test_ask_reads_passages_in_rank_order_and_keeps_the_readers_confidence(tmp_path, article_dir,
+                                                                          fake_embedder, fake_reader):
     calls = []
     read = fake_reader.read
 
@@ -268,7 +269,8 @@ def test_ask_reads_every_passage_and_keeps_the_readers_confidence(tmp_path, arti
     fake_reader.read = spy
     bot = make_bot(tmp_path, article_dir, fake_embedder, fake_reader)
     answer = bot.ask("Who tried to buy the engine factory?")
-    assert calls == [{"top_n": len(answer.passages), "per_passage": True}]
+    assert calls[0] == {"top_n": 2, "per_passage": True}
+    assert all(kw == {"top_n": 1, "per_passage": True} for kw in calls[1:]) and len(calls) <= 2
     spans = read("Who tried to buy the engine factory?", list(answer.passages), top_n=3, per_passage=True)
     assert answer.score == next(s.score for s in spans if s.text == answer.text)
 
@@ -325,3 +327,81 @@ def test_an_installed_package_answers_from_its_bundled_article_and_indexes_into_
                            cwd=work, env={**env, "QA_INDEX_DIR": str(tmp_path / "mine")},
                            capture_output=True, text=True, check=True)
     assert shown.stdout.strip() == str(tmp_path / "mine")
+
+
+
+class ScoredReader:
+    """Gives each passage one span with a fixed confidence; records what it was asked to read."""
+
+    def __init__(self, scores: dict[str, float]) -> None:
+        self.scores = scores
+        self.reads: list[int] = []
+
+    def read(self, question, passages, *, top_n=1, per_passage=False):
+        self.reads.append(len(passages))
+        spans = [Span(h.text[:3], self.scores[h.id], h.start, h.start + 3, h.source, h.id) for h in passages]
+        return sorted(spans, key=lambda sp: -sp.score)[:top_n]
+
+
+def _hits(n: int) -> list[Hit]:
+    return [Hit(Passage(f"d#{i}", "d", 10 * i, 10 * i + 9, "abcdefghi"), 1.0 - i / 10) for i in range(n)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(scores=st.lists(st.floats(0, 1), min_size=1, max_size=8),
+       prior=st.sampled_from([0.0, 0.3, RANK_PRIOR, 0.8, 1.0]), first=st.integers(1, 3))
+def test_reading_in_rank_order_picks_what_reading_everything_picks(scores, prior, first) -> None:
+    hits = _hits(len(scores))
+    reader = ScoredReader({h.id: sc for h, sc in zip(hits, scores, strict=True)})
+    early = read_in_rank_order(reader, "q?", hits, prior=prior, first=first)
+    full = select_span(ScoredReader(reader.scores).read("q?", hits, top_n=len(hits)), hits, prior=prior)
+    assert early == full
+    assert sum(reader.reads) <= len(hits) and all(n == 1 for n in reader.reads[1:])
+
+
+def test_a_confident_top_passage_is_the_only_one_read() -> None:
+    hits = _hits(5)
+    reader = ScoredReader({"d#0": RANK_PRIOR + 0.01, "d#1": 1.0, "d#2": 1.0, "d#3": 1.0, "d#4": 1.0})
+    assert read_in_rank_order(reader, "q?", hits, first=1).passage_id == "d#0" and reader.reads == [1]
+    doubtful = ScoredReader({**reader.scores, "d#0": RANK_PRIOR - 0.01})
+    assert read_in_rank_order(doubtful, "q?", hits, first=1).passage_id == "d#1"
+    assert doubtful.reads == [1, 1], "d#1 at 1.0 x prior beats anything below it"
+    low = ScoredReader({h.id: 0.05 for h in hits})
+    assert read_in_rank_order(low, "q?", hits).passage_id == "d#0" and low.reads == [2, 1, 1, 1]
+    with pytest.raises(ValueError, match="first"):
+        read_in_rank_order(reader, "q?", hits, first=0)
+
+
+@pytest.mark.slow
+def test_the_real_reader_answers_the_same_reading_in_rank_order_as_reading_everything() -> None:
+    """60 SQuAD questions, each with its paragraph among 5 of its article's, at every position."""
+    import json
+    import random
+
+    from conftest import SHARED_DATA
+
+    from qa.read import Reader
+
+    data = json.loads((SHARED_DATA / "squad" / "squad-v1.1-dev-40.json").read_text(encoding="utf-8"))
+    rng = random.Random(7)
+    reader = Reader()
+    same = 0
+    cases = 0
+    for article in rng.sample(data["data"], 12):
+        paragraphs = article["paragraphs"]
+        for _ in range(5):
+            own = rng.randrange(len(paragraphs))
+            question = rng.choice(paragraphs[own]["qas"])["question"]
+            others = rng.sample([i for i in range(len(paragraphs)) if i != own], 4)
+            order = others[:]
+            order.insert(rng.randrange(5), own)
+            hits = [Hit(Passage(f"p{i}", f"p{i}", 0, len(paragraphs[i]["context"]), paragraphs[i]["context"]),
+                        1.0 - r / 10) for r, i in enumerate(order)]
+            early = read_in_rank_order(reader, question, hits)
+            full = select_span(reader.read(question, hits, top_n=len(hits), per_passage=True), hits)
+            cases += 1
+            same += (early is None and full is None) or (
+                early is not None and full is not None
+                and (early.passage_id, early.start, early.end) == (full.passage_id, full.start, full.end)
+                and abs(early.score - full.score) < 1e-3)
+    assert cases == 60 and same == cases
