@@ -25,7 +25,7 @@ def format_reply(answer: Any) -> str:
     lines = [printable(answer.text)]
     if answer.context is not None and answer.context.strip() != answer.text.strip():
         lines.append(f"  “{printable(' '.join(answer.context.split()))}”")
-    lines.append(f"  confidence {answer.score:.0%} · {printable(str(answer.source))} "
+    lines.append(f"  confidence {answer.score:.0%} · {printable(str(answer.citation))} "
                  f"[{answer.start}:{answer.end}]")
     return "\n".join(lines)
 
@@ -35,7 +35,7 @@ def format_sources(answer: Any) -> str:
     if not answer.passages:
         return "No passages were retrieved."
     return "\n\n".join(
-        f"[{i}] {printable(hit.source)} [{hit.start}:{hit.end}] score {hit.score:.2f}\n    "
+        f"[{i}] {printable(hit.citation)} [{hit.start}:{hit.end}] score {hit.score:.2f}\n    "
         f"{printable(' '.join(hit.text.split()))}"
         for i, hit in enumerate(answer.passages, 1)
     )

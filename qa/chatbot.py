@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import os
 import re
 import sys
@@ -15,6 +17,7 @@ from qa.chunk import sentence_around
 from qa.followup import Turn, is_follow_up, resolve, self_contained, turns
 from qa.retrieve import DEFAULT_TOP_K, MODES
 from qa.schema import Answer, Hit, Span
+from qa.sources import is_url
 
 
 def _user_index_dir() -> Path:
@@ -142,17 +145,33 @@ def _context(span: Span, hits: Sequence[Hit]) -> dict[str, int | None]:
     return {"context_start": None, "context_end": None}
 
 
-def source_stamps(names: Iterable[str]) -> dict[str, tuple[int, int] | None]:
-    """Each source file's (size, modification time in ns), None where it cannot be found."""
+def source_stamps(names: Iterable[str], root: str | Path | None = None) -> dict[str, tuple[int, int] | None]:
+    """Each source file's (size, modification time in ns), None where it cannot be found.
+
+    ``names`` are relative to ``root`` (default: the working directory) unless absolute.
+    """
     stamps: dict[str, tuple[int, int] | None] = {}
     for name in names:
         try:
-            st = os.stat(name)
+            st = os.stat(os.path.join(root, name) if root is not None else name)
         except OSError:
             stamps[name] = None
         else:
             stamps[name] = (st.st_size, st.st_mtime_ns)
     return stamps
+
+
+def page_breaks(texts: dict[str, str]) -> dict[str, list[int]]:
+    """Where each PDF's pages break (the offsets of ``qa.formats.PAGE_BREAK``'s form feeds)."""
+    return {name: [i for i, c in enumerate(text) if c == "\f"]
+            for name, text in texts.items() if "\f" in text}
+
+
+def _page(breaks: dict[str, list[int]], source: str | None, offset: int | None) -> int | None:
+    """The 1-based page of ``offset`` in ``source``, None when it has no pages."""
+    if source not in breaks or offset is None:
+        return None
+    return bisect.bisect_right(breaks[source], offset) + 1
 
 
 class Chatbot:
@@ -169,6 +188,7 @@ class Chatbot:
         embedder: Any = None,
         min_similarity: float = DEFAULT_MIN_SIMILARITY,
         log: Log | None = None,
+        source_root: str | Path | None = None,
     ) -> None:
         if isinstance(sources, (str, Path)):
             sources = [sources]
@@ -186,7 +206,11 @@ class Chatbot:
             raise ValueError(f"min_similarity must be a cosine from -1 to 1 (-1: no floor), "
                              f"got {min_similarity!r}")
         self.min_similarity = float(min_similarity)
-        self.sources = [Path(s) for s in (sources if sources is not None else DEFAULT_SOURCES)]
+        #: Sources are named relative to this folder (default: the working directory).
+        self.source_root = source_root
+        self.sources: list[Path | str] = [  # web addresses stay strings (a Path would mangle them)
+            s if is_url(s) else Path(s)
+            for s in (sources if sources is not None else DEFAULT_SOURCES)]
         self.index_dir = Path(index_dir) if index_dir is not None else DEFAULT_INDEX_DIR
         self.top_k = top_k
         self.mode = mode
@@ -199,6 +223,7 @@ class Chatbot:
         self._stamps: dict[str, tuple[int, int] | None] = {}
         self._refresh_lock = threading.Lock()
         self._progress_bar = False
+        self._page_breaks: dict[str, list[int]] = {}
 
     def warm_up(
         self, progress: Log | None = None, *, rebuild: bool = False, progress_bar: bool = False
@@ -215,8 +240,9 @@ class Chatbot:
         self._progress_bar = progress_bar  # a later refresh (refresh_if_changed) shows its bar too
         say = progress or (lambda _m: None)
         say("Reading sources…")
-        texts = collect_sources(self.sources, log=self.log)
-        self._stamps = source_stamps(texts)
+        texts = collect_sources(self.sources, log=self.log, root=self.source_root)
+        self._stamps = source_stamps(texts, self.source_root)
+        self._page_breaks = page_breaks(texts)
         embedder = self._embedder_arg or Embedder()
         say(f"Indexing {len(texts)} source(s) with {embedder.name}…")
         self.index = Index.build_or_load(
@@ -254,10 +280,10 @@ class Chatbot:
         a source that is gone raises ``qa.sources.SourceError`` naming it.
         """
         self.warm_up()
-        if source_stamps(self._stamps) == self._stamps:
+        if source_stamps(self._stamps, self.source_root) == self._stamps:
             return False
         with self._refresh_lock:
-            now = source_stamps(self._stamps)
+            now = source_stamps(self._stamps, self.source_root)
             if now == self._stamps:
                 return False  # another thread refreshed it meanwhile
             changed = sorted(n for n in self._stamps if now.get(n) != self._stamps[n])
@@ -271,7 +297,10 @@ class Chatbot:
         """The top passages for a question, using the conversation for follow-ups."""
         self.refresh_if_changed()
         text = clean_question(question)
-        return self.retriever.retrieve(retrieval_query(text, turns(history)), top_k=self.top_k)
+        hits = self.retriever.retrieve(retrieval_query(text, turns(history)), top_k=self.top_k)
+        if not self._page_breaks:
+            return hits
+        return [dataclasses.replace(h, page=_page(self._page_breaks, h.source, h.start)) for h in hits]
 
     def candidate(self, question: str, history: Sequence[Any] | None = None) -> tuple[list[Hit], Span | None]:
         """The retrieved passages and the span ``ask`` would answer with, before it may abstain.
@@ -297,4 +326,5 @@ class Chatbot:
             score = best.score if best is not None else 0.0
             return Answer(text, None, score, None, None, None, tuple(hits))
         return Answer(text, best.text, best.score, best.start, best.end, best.source, tuple(hits),
-                      passage_id=best.passage_id, **_context(best, hits))
+                      passage_id=best.passage_id, page=_page(self._page_breaks, best.source, best.start),
+                      **_context(best, hits))

@@ -19,6 +19,7 @@ from qa.chatbot import (
 )
 from qa.read import DEFAULT_READER, PRECISIONS, Reader
 from qa.retrieve import MODES
+from qa.sources import is_url
 
 #: Subcommands whose arguments the named module parses itself.
 DELEGATED = {"bench": "qa.bench", "compare-readers": "qa.compare", "train-reader": "qa.train",
@@ -143,7 +144,7 @@ def _index_inputs(folder: Path) -> list[str]:
                          f"to rebuild it from your documents, or use another --index-dir") from err
     if not isinstance(inputs, list) or not inputs:
         raise ValueError(f"{manifest} does not list the index's sources; pass --sources to rebuild it")
-    missing = [str(p) for p in inputs if not Path(p).exists()]
+    missing = [str(p) for p in inputs if not is_url(p) and not Path(p).exists()]
     if missing:
         raise ValueError(f"the index in {folder} was built from files that are gone: {', '.join(missing)}; "
                          f"pass --sources to rebuild it from what you have")

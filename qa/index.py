@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from qa.chunk import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, DEFAULT_SENTENCES, chunk_text, split_sentences
 from qa.schema import Passage
+from qa.sources import is_url
 from qa.vector_cache import VectorCache, text_key
 
 if TYPE_CHECKING:
@@ -153,7 +154,8 @@ def _manifest(sources: dict[str, str], embedder: Embedder, settings: dict[str, i
     }
     if manifest["index_type"] == INDEX_HNSW:
         manifest["hnsw"] = {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
-    manifest["inputs"] = [Path(os.path.abspath(name)).as_posix() for name in sorted(sources)]
+    manifest["inputs"] = [name if is_url(name) else Path(os.path.abspath(name)).as_posix()
+                          for name in sorted(sources)]  # files by absolute path, web pages by URL
     return manifest
 
 

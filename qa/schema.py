@@ -31,6 +31,13 @@ class Hit:
     score: float
     dense_rank: int | None = None
     lexical_rank: int | None = None
+    #: The PDF page the passage starts on (1-based), None for other sources.
+    page: int | None = None
+
+    @property
+    def citation(self) -> str:
+        """The source as users read it: ``report.pdf p. 3`` for a PDF page, else the source name."""
+        return self.source if self.page is None else f"{self.source} p. {self.page}"
 
     @property
     def id(self) -> str:
@@ -60,7 +67,7 @@ class Hit:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form used by ``qa ask --json`` and the app's ``/ask`` endpoint."""
         return {"id": self.id, "source": self.source, "start": self.start, "end": self.end,
-                "text": self.text, "score": round(float(self.score), 4)}
+                "text": self.text, "score": round(float(self.score), 4), "page": self.page}
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,15 @@ class Answer:
     passage_id: str | None = None
     context_start: int | None = None
     context_end: int | None = None
+    #: The PDF page the answer stands on (1-based), None for other sources or an abstention.
+    page: int | None = None
+
+    @property
+    def citation(self) -> str | None:
+        """The answer's source as users read it (``report.pdf p. 3``); None when abstaining."""
+        if self.source is None:
+            return None
+        return self.source if self.page is None else f"{self.source} p. {self.page}"
 
     @property
     def abstained(self) -> bool:
@@ -122,5 +138,6 @@ class Answer:
             "context": self.context,
             "context_start": self.context_start,
             "context_end": self.context_end,
+            "page": self.page,
             "passages": [h.to_dict() for h in self.passages],
         }

@@ -1,4 +1,4 @@
-"""Read source documents (.txt, .md, .html) into the text that passages and citations index."""
+"""Read source documents (.txt, .md, .html, .pdf, .docx, web pages) into the text passages index."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from collections.abc import Callable, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 
-SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
+SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
+#: Read by ``qa.formats`` from their bytes.
+DOCUMENT_SUFFIXES = (".pdf", ".docx")
 HTML_SUFFIXES = (".html", ".htm")
 #: Elements whose content is never shown.
 HIDDEN_TAGS = frozenset({"script", "style", "template", "noscript", "head", "title", "svg", "iframe"})
@@ -30,6 +32,11 @@ MAX_CONTROL_SHARE = 0.1
 _PARAGRAPH = 2
 _LINE = 1
 _SPACES = re.compile(r"[ \t\f\v\r\n]+")
+
+
+def is_url(name: object) -> bool:
+    """True for an http(s) address (a web page to fetch), False for a file path."""
+    return isinstance(name, str) and name.lower().startswith(("http://", "https://"))
 
 
 class SourceError(ValueError):
@@ -107,11 +114,12 @@ def html_to_text(html: str) -> str:
     return "\n\n".join(b for b in blocks if b)
 
 
-def _display_name(path: Path) -> str:
-    """The path relative to the working directory when under it, else absolute; posix style."""
+def _display_name(path: Path, root: Path | None = None) -> str:
+    """The path relative to ``root`` (default: the working directory) when under it, else absolute."""
     absolute = Path(os.path.abspath(path))
     try:
-        return absolute.relative_to(Path.cwd()).as_posix()
+        base = Path(os.path.abspath(root)) if root is not None else Path.cwd()
+        return absolute.relative_to(base).as_posix()
     except ValueError:
         return absolute.as_posix()
 
@@ -125,7 +133,16 @@ def read_source(path: str | Path) -> str:
         raise SourceError(f"{p}: no such file")
     if not p.is_file():
         raise SourceError(f"{p}: not a file (pass a file, or a folder to collect_sources)")
+    suffix = p.suffix.lower()
     try:
+        if suffix in DOCUMENT_SUFFIXES:
+            from qa.formats import MAX_DOCUMENT_BYTES, docx_text, pdf_text
+
+            if p.stat().st_size > MAX_DOCUMENT_BYTES:
+                raise SourceError(f"{p}: larger than {MAX_DOCUMENT_BYTES // 2**20} MB; split it or save "
+                                  f"the part you need as text")
+            data = p.read_bytes()
+            return pdf_text(data, str(p)) if suffix == ".pdf" else docx_text(data, str(p))
         data = p.read_bytes()
     except OSError as e:
         raise SourceError(f"{p}: cannot be read ({e.strerror or e})") from e
@@ -157,20 +174,24 @@ def _is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def collect_sources(paths: Sequence[str | Path], *,
-                    log: Callable[[str], None] | None = None) -> dict[str, str]:
-    """Read files and folders (walked recursively) into ``{display name: text}``.
+def collect_sources(paths: Sequence[str | Path], *, log: Callable[[str], None] | None = None,
+                    root: str | Path | None = None) -> dict[str, str]:
+    """Read files, folders (walked recursively) and web pages into ``{display name: text}``.
 
-    A folder's files of other types (a PDF, an image) are skipped, and ``log`` names them.
+    Files are named by their path relative to ``root`` (default: the working directory) when under it.
+    A folder's files of other types (an image) are skipped, and ``log`` names them.
     """
     if isinstance(paths, (str, Path)) or not isinstance(paths, Sequence):
         raise TypeError("paths must be a list of files or folders, e.g. ['seeds/']")
-    found: list[Path] = []
+    found: list[Path | str] = []  # files, and web addresses as given
     for item in paths:
         if not isinstance(item, (str, Path)):
             raise TypeError(f"each path must be a str or Path, not {type(item).__name__}")
         if isinstance(item, str) and not item.strip():
             raise SourceError("an empty path was given (an unset shell variable?): name a file or folder")
+        if is_url(item):
+            found.append(item)
+            continue
         p = Path(item)
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file() and not _is_hidden(f, p))
@@ -190,7 +211,13 @@ def collect_sources(paths: Sequence[str | Path], *,
             raise SourceError(f"{p}: not a file or folder")
     sources: dict[str, str] = {}
     for f in found:
-        name = _display_name(f)
+        if isinstance(f, str):
+            from qa.formats import url_text
+
+            if f not in sources:
+                sources[f] = url_text(f)
+            continue
+        name = _display_name(f, None if root is None else Path(root))
         if name not in sources:
             sources[name] = read_source(f)
     if not sources:

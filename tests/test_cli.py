@@ -36,11 +36,11 @@ def test_ask_json_prints_one_object(fake_cli, tmp_path, article_dir, article_tex
     obj = json.loads(out)
     assert out.count("\n") == 1
     assert set(obj) == {"question", "answer", "score", "start", "end", "source", "context", "context_start",
-                        "context_end", "passages"}
+                        "context_end", "page", "passages"}
     assert article_text[obj["start"] : obj["end"]] == obj["answer"]
     assert article_text[obj["context_start"] : obj["context_end"]] == obj["context"]
     for p in obj["passages"]:
-        assert set(p) == {"id", "source", "start", "end", "text", "score"}
+        assert set(p) == {"id", "source", "start", "end", "text", "score", "page"}
         assert article_text[p["start"] : p["end"]] == p["text"]
 
 
@@ -157,3 +157,20 @@ def test_an_index_whose_sources_are_gone_is_never_rebuilt_from_seeds(fake_cli, t
     assert qa.cli.main(["ask", "Who built the mill?", "--sources", str(notes / "doc.md"),
                         "--index-dir", str(idx)]) == 0
     assert "Anna Berg" in capsys.readouterr().out
+
+
+def test_ask_json_over_a_pdf_gives_offsets_into_its_text_and_the_page(fake_cli, tmp_path, capsys):
+    from test_formats import article_paragraphs, make_pdf
+
+    from qa.sources import read_source
+
+    pdf = make_pdf(tmp_path / "article.pdf", article_paragraphs())
+    code = qa.cli.main(["ask", "Who tried to buy the factory?", "--json", "--sources", str(pdf),
+                        "--index-dir", str(tmp_path / "idx")])
+    obj = json.loads(capsys.readouterr().out)
+    text = read_source(pdf)
+    assert code == 0 and obj["answer"] and text[obj["start"]:obj["end"]] == obj["answer"]
+    assert obj["page"] == text.count("\f", 0, obj["start"]) + 1
+    assert all(text[p["start"]:p["end"]] == p["text"] and p["page"] >= 1 for p in obj["passages"])
+    assert qa.cli.main(["ask", "Who?", "--sources", str(tmp_path / "scan.docx"),
+                        "--index-dir", str(tmp_path / "idx")]) == 2

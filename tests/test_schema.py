@@ -22,10 +22,15 @@ def test_passage_checks_offsets() -> None:
 def test_hit_and_answer_json() -> None:
     hit = Hit(Passage("a#0", "a.txt", 0, 5, "Hello"), 0.123456)
     assert hit.to_dict() == {"id": "a#0", "source": "a.txt", "start": 0, "end": 5, "text": "Hello",
-                             "score": 0.1235}
+                             "score": 0.1235, "page": None}
     ans = Answer("Q?", "Hello", 0.9, 0, 5, "a.txt", (hit,), "a#0")
     assert ans.to_dict()["passages"] == [hit.to_dict()] and not ans.abstained
     assert Answer("Q?", None, 0.1, None, None, None).abstained
+    assert (hit.citation, ans.citation, Answer("Q?", None, 0.1, None, None, None).citation) == \
+        ("a.txt", "a.txt", None)
+    paged = Hit(Passage("r#0", "report.pdf", 0, 5, "Hello"), 0.5, page=3)
+    assert paged.citation == "report.pdf p. 3" and paged.to_dict()["page"] == 3
+    assert dataclasses.replace(ans, source="report.pdf", page=3).citation == "report.pdf p. 3"
 
 
 def test_answer_context_is_the_sentence_by_offsets() -> None:

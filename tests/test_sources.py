@@ -10,7 +10,7 @@ from qa.sources import SUFFIXES, SourceError, collect_sources, html_to_text, rea
 
 
 def test_suffixes() -> None:
-    assert SUFFIXES == (".txt", ".md", ".markdown", ".html", ".htm")
+    assert SUFFIXES == (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
     assert issubclass(SourceError, ValueError)
 
 
@@ -74,7 +74,7 @@ def _tree(root: Path) -> None:
     (root / "docs" / "b.txt").write_text("Bee.", encoding="utf-8")
     (root / "docs" / "a.md").write_text("Ay.", encoding="utf-8")
     (root / "docs" / "sub" / "c.HTML").write_text("<p>Sea.</p>", encoding="utf-8")
-    (root / "docs" / "sub" / "d.pdf").write_bytes(b"%PDF")
+    (root / "docs" / "sub" / "d.png").write_bytes(b"\x89PNG")
     (root / "docs" / ".secret.txt").write_text("hidden", encoding="utf-8")
     (root / "docs" / ".hidden" / "e.txt").write_text("hidden", encoding="utf-8")
 
@@ -150,10 +150,10 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder() -> None:
 def test_files_a_folder_holds_that_cannot_be_read_are_named_not_skipped_silently(tmp_path: Path) -> None:
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "a.txt").write_text("Alpha is here.")
-    (tmp_path / "notes" / "report.pdf").write_bytes(b"%PDF-1.7\n\x00\x01binary")
-    (tmp_path / "notes" / ".hidden.pdf").write_bytes(b"%PDF")
+    (tmp_path / "notes" / "slides.pptx").write_bytes(b"PK\x03\x04\x00\x01binary")
+    (tmp_path / "notes" / ".hidden.pptx").write_bytes(b"PK")
     said: list[str] = []
     sources = collect_sources([tmp_path / "notes"], log=said.append)
     assert [Path(n).name for n in sources] == ["a.txt"]
-    assert len(said) == 1 and "Skipped 1 file(s)" in said[0] and "report.pdf" in said[0]
+    assert len(said) == 1 and "Skipped 1 file(s)" in said[0] and "slides.pptx" in said[0]
     assert ".hidden" not in said[0]
