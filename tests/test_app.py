@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 ARTICLE_PATH = REPO / "seeds" / "article.txt"
 QUESTION = "Why does Turkey want Ukrainian engines?"
 ANSWER_KEYS = {"question", "answer", "score", "start", "end", "source", "context", "context_start",
-               "context_end", "passages"}
-PASSAGE_KEYS = {"id", "source", "start", "end", "text", "score"}
+               "context_end", "page", "passages"}
+PASSAGE_KEYS = {"id", "source", "start", "end", "text", "score", "page"}
 #: Anything in the server's output that talks about sharing / the tunnel.
 SHARE_WORDS = re.compile(r"share|tunnel|frpc|gradio\.live|public url", re.I)
 
@@ -101,7 +101,8 @@ def fake_app():
 def test_ask_endpoint_returns_answer_dict(fake_app):
     bot, _, url = fake_app
     c = client(url)
-    assert set(c.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/ask"}
+    assert set(c.view_api(print_info=False, return_format="dict")["named_endpoints"]) == \
+        {"/ask", "/add_documents"}
     out = c.predict(QUESTION, api_name="/ask")
     assert out == bot.ask(QUESTION).to_dict()
     assert out["answer"] == "how to make engines"
@@ -348,14 +349,60 @@ def test_real_share_failure_is_one_clear_line(real_server):
     assert client(real_server.url).predict(QUESTION, api_name="/ask")["answer"]
 
 
-def test_no_file_drop_and_no_monitoring(fake_app):
+def test_uploads_are_capped_and_monitoring_is_off(fake_app):
     import httpx
 
     _, _, url = fake_app
-    r = httpx.post(f"{url}/gradio_api/upload", files={"files": ("big.bin", b"x" * 20_000)}, timeout=30)
-    assert r.status_code == 413  # the app takes no files: nothing is stored
+    big = b"x" * (20 * 1024 * 1024 + 1)
+    r = httpx.post(f"{url}/gradio_api/upload", files={"files": ("big.txt", big)}, timeout=60)
+    assert r.status_code == 413  # over the 20 MB document limit: nothing is stored
     assert httpx.get(f"{url}/monitoring", timeout=30).status_code in (403, 404)  # monitoring is off
     assert client(url).predict(QUESTION, api_name="/ask")["answer"] == "how to make engines"
+
+
+@pytest.fixture
+def docs_app(tmp_path):
+    """An app over a real Chatbot of the article with the fake models (documents can be added)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import FakeEmbedder, FakeReader
+
+    from qa.chatbot import Chatbot
+
+    bot = Chatbot(sources=[ARTICLE_PATH], index_dir=tmp_path / "index", embedder=FakeEmbedder(),
+                  reader=FakeReader(), log=lambda m: None)
+    bot.warm_up()
+    demo = build_app(bot)
+    url = launch(demo, port=free_port(), out=lambda _line: None)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+def test_add_documents_then_ask_in_one_client_session_only(docs_app, tmp_path):
+    from gradio_client import handle_file
+    from test_formats import article_paragraphs, make_pdf
+
+    notes = tmp_path / "mill.txt"
+    notes.write_text("The old mill on the river was built by Anna Berg in 1990.", encoding="utf-8")
+    pdf = make_pdf(tmp_path / "report.pdf", article_paragraphs())
+    mine, other = client(docs_app), client(docs_app)
+    added = mine.predict([handle_file(str(notes)), handle_file(str(pdf))], "", "", api_name="/add_documents")
+    assert added == {"added": ["mill.txt", "report.pdf"], "documents": ["mill.txt", "report.pdf"]}
+    answer = mine.predict("Who built the mill?", api_name="/ask")
+    assert "Anna Berg" in answer["answer"] and answer["source"] == "mill.txt"
+    factory = mine.predict("Who tried to buy the factory?", api_name="/ask")
+    assert factory["source"] == "report.pdf" and factory["page"] >= 1
+    assert "Anna Berg" not in (other.predict("Who built the mill?", api_name="/ask")["answer"] or "")
+    pasted = mine.predict(None, "The bridge over the river opened in 2001 after a long debate.", "",
+                          api_name="/add_documents")
+    assert pasted["added"] == ["pasted text 3.txt"]
+    (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 broken")
+    with pytest.raises(AppError, match="not a readable PDF"):
+        mine.predict([handle_file(str(tmp_path / "bad.pdf"))], "", "", api_name="/add_documents")
+    with pytest.raises(AppError, match="Nothing to add"):
+        mine.predict(None, "", "", api_name="/add_documents")
+    assert mine.predict("Who built the mill?", api_name="/ask")["source"] == "mill.txt"  # still serving
 
 
 def test_a_huge_request_is_refused_at_once_while_questions_are_answered(fake_app):

@@ -140,3 +140,37 @@ def test_bad_and_hostile_input_shows_clear_message(page):
     assert "<b>who</b>" in page.locator("#qa-chat .qa-question").last.inner_text()
     # and it keeps answering
     assert ask(page, "How many agreements did Erdogan sign?").locator(".qa-reply").count() == 1
+
+
+def test_an_uploaded_pdf_answers_with_its_page_in_this_window_only(browser, app_url, page, tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    pdf.add_page()
+    pdf.multi_cell(0, 8, "Harbour report. The harbour of the town handles grain and timber ships every week.")
+    pdf.add_page()
+    pdf.multi_cell(0, 8, "The old mill on the river was built by Anna Berg in 1990. It grinds wheat for the "
+                         "village bakery and is open to visitors on Sundays.")
+    pdf.output(str(tmp_path / "mill-report.pdf"))
+
+    page.get_by_text("Your documents (this window only)").click()
+    page.locator("#qa-upload input[type=file]").set_input_files(str(tmp_path / "mill-report.pdf"))
+    page.locator("#qa-doc-status", has_text="Added mill-report.pdf").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    reply = ask(page, "Who built the old mill?")
+    assert reply.locator("mark").first.inner_text().strip() == "Anna Berg"
+    cited = reply.locator(".qa-passage", has=page.locator("mark")).locator(".qa-passage-meta").inner_text()
+    assert "mill-report.pdf p. 2" in cited
+    assert not page.page_errors
+    if os.environ.get("QA_SCREENSHOT") == "1":
+        (REPO / "docs").mkdir(exist_ok=True)
+        page.screenshot(path=str(REPO / "docs" / "documents.png"), full_page=True)
+
+    other = browser.new_context(viewport={"width": 1200, "height": 1080}).new_page()
+    try:
+        other.goto(app_url, wait_until="load")
+        other.locator("#qa-question textarea").wait_for(timeout=60_000)
+        elsewhere = ask(other, "Who built the old mill?")
+        assert "Anna Berg" not in elsewhere.inner_text() and "mill-report" not in elsewhere.inner_text()
+    finally:
+        other.context.close()

@@ -262,3 +262,12 @@ def test_answer_reads_in_context_the_sentence_with_the_answer_in_bold():
     z = answer_at(zs, zs + 4, (hit("p3", ts, ts + len(tricky)),), "p3")
     z = dataclasses.replace(z, context_start=ts, context_end=ts + len(tricky))
     assert format_context(z) == '<p class="qa-context">Epsilon &lt;b&gt;<b>zeta</b>&lt;/b&gt; &amp; eta.</p>'
+
+
+def test_document_status_lines_escape_names() -> None:
+    from ui.format import document_removed, documents_added, documents_line
+
+    assert "Added a.pdf, &lt;b&gt;.txt" in documents_added(["a.pdf", "<b>.txt"])
+    assert "Removed a.pdf" in document_removed("a.pdf")
+    assert "answers from: a.pdf" in documents_line(["a.pdf"])
+    assert "the article above" in documents_line([])

@@ -86,7 +86,7 @@ def format_passage(hit: Hit, rank: int, answer: Answer | None = None, *, cited: 
         body = escape(hit.text)
     tag = " · <strong>answer</strong>" if cited else ""
     meta = (
-        f"[{rank}] <code>{escape(hit.source)}</code> · chars {hit.start}–{hit.end}"
+        f"[{rank}] <code>{escape(hit.citation)}</code> · chars {hit.start}–{hit.end}"
         f" · retrieval score {float(hit.score):.2f}{tag}"
     )
     return (
@@ -162,3 +162,23 @@ def status_line(description: str | None, *, ready: bool = True, concurrency: int
     if concurrency:
         extra = f" · answers {concurrency} question{'s' if concurrency != 1 else ''} at a time"
     return f'<p class="qa-status"><small>{state}: {escape(text)}{escape(extra)}</small></p>'
+
+
+def documents_added(names: Sequence[str]) -> str:
+    """The status line after documents were added."""
+    shown = ", ".join(names)
+    return (f'<p class="qa-doc-added">Added {escape(shown)}: questions in this window now answer from '
+            f'your documents.</p>')
+
+
+def document_removed(name: str) -> str:
+    """The status line after a document was removed."""
+    return f'<p class="qa-doc-removed">Removed {escape(name)}.</p>'
+
+
+def documents_line(names: Sequence[str]) -> str:
+    """Which documents this window answers from."""
+    if not names:
+        return '<p class="qa-doc-list"><small>This window answers from the article above.</small></p>'
+    return (f'<p class="qa-doc-list"><small>This window answers from: {escape(", ".join(names))}'
+            f'</small></p>')

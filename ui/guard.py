@@ -10,6 +10,10 @@ from typing import Any
 #: The largest request body accepted. A question is at most 1,000 characters; what the chat window posts
 #: with it (the conversation shown so far, as HTML) stays far below this for hundreds of turns.
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
+#: The largest upload request (Gradio's upload route; each file is also held to the app's file limit).
+MAX_UPLOAD_REQUEST_BYTES = 100 * 1024 * 1024
+#: Routes (path endings) with their own body limit.
+UPLOAD_ROUTE = "/gradio_api/upload"
 #: Seconds each wrong login waits, one at a time across all clients: guessing gets one try a second,
 #: while a right password is checked at once.
 FAILED_LOGIN_DELAY = 1.0
@@ -23,23 +27,29 @@ Send = Callable[[Message], Awaitable[None]]
 class BodyLimit:
     """ASGI middleware: answer 413 to a request body over ``max_bytes`` without reading the rest of it."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], *, max_bytes: int = MAX_REQUEST_BYTES) -> None:
-        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1:
-            raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
+    def __init__(self, app: Callable[..., Awaitable[None]], *, max_bytes: int = MAX_REQUEST_BYTES,
+                 routes: dict[str, int] | None = None) -> None:
+        for limit in (max_bytes, *(routes or {}).values()):
+            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+                raise ValueError(f"body limits must be positive ints, got {limit!r}")
         self.app = app
         self.max_bytes = max_bytes
+        #: Path endings with their own limit (the upload route takes documents).
+        self.routes = dict(routes if routes is not None else {UPLOAD_ROUTE: MAX_UPLOAD_REQUEST_BYTES})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on when its body fits; else refuse it."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = str(scope.get("path", ""))
+        limit = next((n for end, n in self.routes.items() if path.endswith(end)), self.max_bytes)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 await _refuse(send, 400, "Bad Content-Length header.")
-            elif int(declared) > self.max_bytes:
-                await _refuse(send, 413, self._too_large(int(declared)))
+            elif int(declared) > limit:
+                await _refuse(send, 413, self._too_large(int(declared), limit))
             else:  # the server stops the body at the declared length
                 await self.app(scope, receive, send)
             return
@@ -52,8 +62,8 @@ class BodyLimit:
             if message["type"] != "http.request":
                 break
             size += len(message.get("body", b""))
-            if size > self.max_bytes:
-                await _refuse(send, 413, self._too_large(size))
+            if size > limit:
+                await _refuse(send, 413, self._too_large(size, limit))
                 return
             if not message.get("more_body", False):
                 break
@@ -63,9 +73,10 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    def _too_large(self, size: int) -> str:
-        return (f"Request too large ({size:,} bytes; the limit is {self.max_bytes:,}). "
-                "Questions are at most 1,000 characters.")
+    @staticmethod
+    def _too_large(size: int, limit: int) -> str:
+        return (f"Request too large ({size:,} bytes; the limit is {limit:,}). "
+                "Questions are at most 1,000 characters; documents at most 20 MB.")
 
 
 async def _refuse(send: Send, status: int, text: str) -> None:
