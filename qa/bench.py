@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also answer N questions of --recall-file over all its paragraphs, reading passages "
                         "in rank order (what the chatbot does) and every passage: latency and agreement")
     p.add_argument("--top-k", type=int, default=5, help="passages per question for --open-domain (default 5)")
+    p.add_argument("--database", default=None, metavar="URL",
+                   help="with --recall: also measure hybrid retrieval through this PostgreSQL database")
     p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR),
                    help="folder of SQuAD-format JSON files whose contexts make the scaling corpus")
     p.add_argument("--seed-article", default=str(DEFAULT_SEED), help="article timed for indexing")
@@ -416,8 +418,13 @@ def split_check_setup(argv: list[str] | None, *, description: str, sample: int,
     return args, data, split
 
 
-def bench_recall(embedder: Embedder, cache: VectorCache, path: Path, *, progress: bool) -> dict[str, Any]:
-    """Open-domain recall@k per mode: all paragraphs of ``path`` form one corpus."""
+def bench_recall(embedder: Embedder, cache: VectorCache, path: Path, *, progress: bool,
+                 database: str | None = None) -> dict[str, Any]:
+    """Open-domain recall@k per mode: all paragraphs of ``path`` form one corpus.
+
+    With ``database`` (a PostgreSQL URL) hybrid retrieval through ``qa.pgstore`` is measured too, in a
+    schema of its own that is dropped afterwards.
+    """
     data = json.loads(path.read_text(encoding="utf-8"))
     golds: list[tuple[str, str, list[int]]] = []
     for a, article in enumerate(data["data"]):
@@ -434,9 +441,24 @@ def bench_recall(embedder: Embedder, cache: VectorCache, path: Path, *, progress
     queries = _CachedQueries(embedder, dict(zip(qtexts, qvecs, strict=True)))
     out: dict[str, Any] = {"file": str(path), "paragraphs": paragraphs, "passages": len(passages),
                            "questions": len(golds), "modes": {}}
-    runs = [(mode, True) for mode in MODES] + [("hybrid", False)]
+    runs: list[tuple[str, bool]] = [(mode, True) for mode in MODES] + [("hybrid", False)]
+    store = None
+    if database:
+        from qa.pgstore import PgIndex, PgRetriever
+
+        store = PgIndex(url=database, schema="qa_bench_recall")
+        store.drop()
+        sources = {f"{a}:{p}": para["context"] for a, article in enumerate(data["data"])
+                   for p, para in enumerate(article["paragraphs"])}
+        t0 = time.perf_counter()
+        store.sync(sources, embedder, cache=cache.vectors, progress=progress)
+        out["postgresql_write_seconds"] = round(time.perf_counter() - t0, 2)
+        runs.append(("hybrid (PostgreSQL)", True))
     for mode, merge in runs:
-        r = Retriever(index=index, embedder=queries, mode=mode, merge=merge)
+        if mode == "hybrid (PostgreSQL)":
+            r: Any = PgRetriever(store=store, embedder=queries, mode="hybrid")
+        else:
+            r = Retriever(index=index, embedder=queries, mode=mode, merge=merge)
         r.warm_up()
         found = dict.fromkeys(RECALL_KS, 0)
         chars = 0
@@ -450,6 +472,9 @@ def bench_recall(embedder: Embedder, cache: VectorCache, path: Path, *, progress
         label = mode if merge else f"{mode} (overlaps not merged)"
         out["modes"][label] = {f"recall@{k}": round(found[k] / len(golds), 4) for k in RECALL_KS}
         out["modes"][label][f"chars@{max(RECALL_KS)}"] = round(chars / len(golds))
+    if store is not None:
+        store.drop()
+        store.close()
     return out
 
 
@@ -563,7 +588,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             say(json.dumps(result["sizes"][str(size)]))
     if args.recall:
         say("open-domain recall…")
-        result["recall"] = bench_recall(embedder, cache, Path(args.recall_file), progress=progress)
+        result["recall"] = bench_recall(embedder, cache, Path(args.recall_file), progress=progress,
+                                        database=args.database)
     if args.open_domain:
         say(f"answering {args.open_domain} questions over every paragraph of {args.recall_file}…")
         result["open_domain_answers"] = bench_open_domain(embedder, cache, Path(args.recall_file),

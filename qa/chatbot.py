@@ -189,6 +189,7 @@ class Chatbot:
         min_similarity: float = DEFAULT_MIN_SIMILARITY,
         log: Log | None = None,
         source_root: str | Path | None = None,
+        database: str | None = None,
     ) -> None:
         if isinstance(sources, (str, Path)):
             sources = [sources]
@@ -208,6 +209,12 @@ class Chatbot:
         self.min_similarity = float(min_similarity)
         #: Sources are named relative to this folder (default: the working directory).
         self.source_root = source_root
+        if database is not None and (not isinstance(database, str) or "://" not in database):
+            raise ValueError(f"database must be a URL such as postgresql://user@host/db, got {database!r}")
+        #: A PostgreSQL URL: the index lives there (``qa.pgstore``), shared with other processes. With
+        #: no ``sources`` the database's corpus is used as it is (the bundled article when it is empty).
+        self.database = database
+        self._sources_given = sources is not None
         self.sources: list[Path | str] = [  # web addresses stay strings (a Path would mangle them)
             s if is_url(s) else Path(s)
             for s in (sources if sources is not None else DEFAULT_SOURCES)]
@@ -235,20 +242,19 @@ class Chatbot:
         from qa.index import Index
         from qa.read import Reader
         from qa.retrieve import Retriever
-        from qa.sources import collect_sources
 
         self._progress_bar = progress_bar  # a later refresh (refresh_if_changed) shows its bar too
         say = progress or (lambda _m: None)
-        say("Reading sources…")
-        texts = collect_sources(self.sources, log=self.log, root=self.source_root)
-        self._stamps = source_stamps(texts, self.source_root)
-        self._page_breaks = page_breaks(texts)
         embedder = self._embedder_arg or Embedder()
-        say(f"Indexing {len(texts)} source(s) with {embedder.name}…")
-        self.index = Index.build_or_load(
-            texts, self.index_dir, embedder, rebuild=rebuild, progress=progress_bar, log=self.log
-        )
-        retriever = Retriever(index=self.index, embedder=embedder, mode=self.mode, top_k=self.top_k)
+        if self.database is not None:
+            retriever = self._database_retriever(embedder, say, rebuild=rebuild, progress_bar=progress_bar)
+        else:
+            texts = self._read_sources(say)
+            say(f"Indexing {len(texts)} source(s) with {embedder.name}…")
+            self.index = Index.build_or_load(
+                texts, self.index_dir, embedder, rebuild=rebuild, progress=progress_bar, log=self.log
+            )
+            retriever = Retriever(index=self.index, embedder=embedder, mode=self.mode, top_k=self.top_k)
         retriever.warm_up()
         reader = self._reader_arg
         if reader is None or isinstance(reader, (str, Path)):
@@ -260,15 +266,41 @@ class Chatbot:
         self.retriever = retriever
         say("Ready.")
 
+    def _read_sources(self, say: Log) -> dict[str, str]:
+        """The sources' texts; their file stamps and PDF page breaks remembered."""
+        from qa.sources import collect_sources
+
+        say("Reading sources…")
+        texts = collect_sources(self.sources, log=self.log, root=self.source_root)
+        self._stamps = source_stamps(texts, self.source_root)
+        self._page_breaks = page_breaks(texts)
+        return texts
+
+    def _database_retriever(self, embedder: Any, say: Log, *, rebuild: bool, progress_bar: bool) -> Any:
+        """The retriever over the database; its corpus updated first when sources were given."""
+        from qa.pgstore import PgIndex, PgRetriever
+
+        store = PgIndex(url=self.database)
+        store.check(embedder)
+        if self._sources_given or rebuild or store.meta() is None:
+            texts = self._read_sources(say)
+            say(f"Updating the database with {len(texts)} source(s)…")
+            store.sync(texts, embedder, rebuild=rebuild, progress=progress_bar, log=self.log)
+        self.index = store
+        return PgRetriever(store=store, embedder=embedder, mode=self.mode, top_k=self.top_k)
+
     def describe(self) -> str:
         """One line saying which corpus, reader and retrieval are loaded."""
         self.warm_up()
-        sources = sorted({p.source for p in self.index.passages})
+        if hasattr(self.index, "summary"):  # the database backend
+            sources, passages = self.index.summary()
+        else:
+            sources, passages = sorted({p.source for p in self.index.passages}), len(self.index.passages)
         precision = getattr(self.reader, "precision", None)
         precision = f" ({precision})" if isinstance(precision, str) else ""
         shown = ", ".join(sources[:3]) + (f", … ({len(sources) - 3} more)" if len(sources) > 3 else "")
         return (
-            f"{len(sources)} source(s) ({shown}), {len(self.index.passages)} passages · "
+            f"{len(sources)} source(s) ({shown}), {passages} passages · "
             f"reader: {getattr(self.reader, 'name', '?')}{precision} · "
             f"retrieval: {self.mode}, top {self.top_k}"
         )

@@ -25,6 +25,9 @@ from qa.sources import is_url
 DELEGATED = {"bench": "qa.bench", "compare-readers": "qa.compare", "train-reader": "qa.train",
              "calibrate-reader": "qa.calibrate"}
 
+DATABASE_HELP = ("a PostgreSQL URL (postgresql://user@host/db, pgvector installed) to keep the index in, "
+                 "shared with other qa processes; default: the QA_DATABASE_URL variable, else the local "
+                 "index folder")
 INDEX_DIR_HELP = f"index folder (default {DEFAULT_INDEX_DIR}; the QA_INDEX_DIR variable sets another)"
 
 
@@ -54,6 +57,8 @@ def _corpus_args(p: argparse.ArgumentParser) -> None:
                    help="files or folders to answer from (default: the sources of the existing index, "
                         "else the bundled article)")
     p.add_argument("--index-dir", default=str(DEFAULT_INDEX_DIR), help=INDEX_DIR_HELP)
+    p.add_argument("--database", default=os.environ.get("QA_DATABASE_URL") or None, metavar="URL",
+                   help=DATABASE_HELP)
     _reader_args(p)
     p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="passages to read (default 3)")
     _floor_arg(p)
@@ -69,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="files or folders (default: the index's own sources, else the bundled article)")
     p.add_argument("--index-dir", default=str(DEFAULT_INDEX_DIR), help=INDEX_DIR_HELP)
+    p.add_argument("--database", default=os.environ.get("QA_DATABASE_URL") or None, metavar="URL",
+                   help=DATABASE_HELP)
     p.add_argument("--rebuild", action="store_true", help="re-embed everything")
 
     p = sub.add_parser("ask", help="answer one question")
@@ -117,6 +124,8 @@ def _sources_for(args: argparse.Namespace, given: list[str] | None = None) -> li
     given = given if given is not None else getattr(args, "sources", None)
     if given:
         return list(given)
+    if getattr(args, "database", None):
+        return None  # the database's own corpus (the bundled article when it is empty)
     folder = Path(args.index_dir)
     from qa.index import recover_interrupted_swap, writer_lock
 
@@ -163,13 +172,15 @@ def _print_answer(answer: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run one parsed subcommand; return the exit status."""
     if args.command == "index":
-        bot = Chatbot(sources=_sources_for(args, args.paths), index_dir=args.index_dir, reader=_NoReader())
+        bot = Chatbot(sources=_sources_for(args, args.paths), index_dir=args.index_dir, reader=_NoReader(),
+                      database=args.database)
         bot.warm_up(progress=lambda m: print(m, file=sys.stderr), rebuild=args.rebuild, progress_bar=True)
         print(bot.describe())
         return 0
     if args.command == "ask":
         bot = Chatbot(sources=_sources_for(args), index_dir=args.index_dir, reader=_reader_for(args),
-                      top_k=args.top_k, mode=args.mode, min_similarity=args.min_similarity)
+                      top_k=args.top_k, mode=args.mode, min_similarity=args.min_similarity,
+                      database=args.database)
         bot.warm_up(progress_bar=True)  # a long build shows its progress on stderr
         answer = bot.ask(args.question)
         if args.json:
@@ -181,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
         from qa.chat import chat
 
         bot = Chatbot(sources=_sources_for(args), index_dir=args.index_dir, reader=_reader_for(args),
-                      top_k=args.top_k, mode=args.mode, min_similarity=args.min_similarity)
+                      top_k=args.top_k, mode=args.mode, min_similarity=args.min_similarity,
+                      database=args.database)
         bot.warm_up(progress_bar=True)
         return chat(bot)
     if args.command == "serve":
@@ -192,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         login = args.auth if args.auth is not None else os.environ.get("QA_AUTH")  # "" fails closed
         serve(host=args.host, port=args.port, share=args.share, auth=login, sources=_sources_for(args),
               index_dir=args.index_dir, reader=_reader_for(args), top_k=args.top_k, mode=args.mode,
-              min_similarity=args.min_similarity)
+              min_similarity=args.min_similarity, database=args.database)
         return 0
     if args.command == "eval":
         from qa.conversations import evaluate_conversations, is_conversations_file

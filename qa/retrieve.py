@@ -238,20 +238,34 @@ class Retriever:
             order = lexical
         else:
             order = [row for row, _ in reciprocal_rank_fusion([dense, lexical])]
-        dense_rank = {row: r for r, row in enumerate(dense, start=1)}
-        lexical_rank = {row: r for r, row in enumerate(lexical, start=1)}
-        passages = self.index.passages
-        if self.merge:
-            groups = [[order[i] for i in g] for g in group_overlapping([passages[r] for r in order], k)]
-        else:
-            groups = [[row] for row in order[:k]]
-        rows = [row for g in groups for row in g]
+        rows = list(dict.fromkeys(order))
         cosines = dict(zip(rows, (self.index.vectors[rows] @ qvec).tolist() if rows else [], strict=True))
-        hits = []
-        for g in groups:
-            ranks_d = [dense_rank[r] for r in g if r in dense_rank]
-            ranks_l = [lexical_rank[r] for r in g if r in lexical_rank]
-            hits.append(Hit(passage=merge_passages([passages[r] for r in g]),
-                            score=float(np.clip(max(cosines[r] for r in g), -1.0, 1.0)),
-                            dense_rank=min(ranks_d, default=None), lexical_rank=min(ranks_l, default=None)))
-        return hits
+        passages = self.index.passages
+        return assemble_hits(order, dense, lexical, {r: passages[r] for r in rows}, cosines, k,
+                             merge=self.merge)
+
+
+def assemble_hits(order: Sequence[Any], dense: Sequence[Any], lexical: Sequence[Any],
+                  passages: dict[Any, Passage], cosines: dict[Any, float], k: int, *,
+                  merge: bool = MERGE_OVERLAPS) -> list[Hit]:
+    """The top ``k`` hits of a fused ``order`` of passage keys, overlapping ones merged (``merge``).
+
+    ``dense`` and ``lexical`` are each retriever's ranking (for the hits' ranks); every key of
+    ``order`` is in ``passages`` and ``cosines`` (its passage's cosine with the query, the hit's score).
+    """
+    import numpy as np
+
+    dense_rank = {key: r for r, key in enumerate(dense, start=1)}
+    lexical_rank = {key: r for r, key in enumerate(lexical, start=1)}
+    if merge:
+        groups = [[order[i] for i in g] for g in group_overlapping([passages[key] for key in order], k)]
+    else:
+        groups = [[key] for key in order[:k]]
+    hits = []
+    for g in groups:
+        ranks_d = [dense_rank[key] for key in g if key in dense_rank]
+        ranks_l = [lexical_rank[key] for key in g if key in lexical_rank]
+        hits.append(Hit(passage=merge_passages([passages[key] for key in g]),
+                        score=float(np.clip(max(cosines[key] for key in g), -1.0, 1.0)),
+                        dense_rank=min(ranks_d, default=None), lexical_rank=min(ranks_l, default=None)))
+    return hits

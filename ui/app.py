@@ -405,7 +405,7 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, share:
 def serve(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth: str | None = None,
           sources: Sequence[str] | None = None, index_dir: str | None = None,
           reader: Any = None, top_k: int | None = None, mode: str | None = None,
-          min_similarity: float | None = None) -> None:
+          min_similarity: float | None = None, database: str | None = None) -> None:
     """Build and warm the chatbot, then serve the UI and ``/ask`` until interrupted (Ctrl+C).
 
     ``auth`` is ``"USER:PASSWORD"`` (default: env ``QA_AUTH``). The bot is warmed up (embedder,
@@ -426,7 +426,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, aut
         options["mode"] = mode
     if min_similarity is not None:
         options["min_similarity"] = min_similarity
-    bot = Chatbot(sources=sources, index_dir=index_dir, reader=reader, **options)
+    bot = Chatbot(sources=sources, index_dir=index_dir, reader=reader, database=database, **options)
     bot.warm_up(progress=progress, progress_bar=True)
     print(f"Ready: {bot.describe()}", flush=True)
     demo = build_app(bot)

@@ -1,0 +1,415 @@
+"""The passage index in PostgreSQL + pgvector: one database that every app replica shares.
+
+Tables (in one schema, ``qa`` by default): ``meta`` (schema version, embedding model and size, chunk
+settings), ``sources`` (name, SHA-256 of the text), ``passages`` (offsets, text, vector, a stored English
+``tsvector``), ``sentences`` (a vector per sentence of each passage) and ``vectors`` (the embedding
+cache by text SHA-256). Dense candidates come from an HNSW cosine index, lexical ones from full-text
+search scored by BM25 from stored term statistics (PostgreSQL's own ``ts_rank_cd`` is not BM25);
+one SQL statement re-scores them with the best sentence and fuses them by reciprocal rank, and
+``qa.retrieve.assemble_hits`` merges overlapping hits as the local index does. An update is one
+transaction under an advisory lock: a question sees the corpus before or after it, never half of it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from qa.index import chunk_sources, normalise_chunk_settings, passage_sentences
+from qa.retrieve import (
+    BM25_B,
+    BM25_K1,
+    CANDIDATE_EXTRA,
+    CANDIDATE_FACTOR,
+    DEFAULT_TOP_K,
+    MERGE_OVERLAPS,
+    MODES,
+    RRF_K,
+    SENTENCE_WEIGHT,
+    assemble_hits,
+)
+from qa.schema import Hit, Passage
+from qa.vector_cache import VectorCache, text_key
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from qa.embed import Embedder
+
+SCHEMA_VERSION = 1
+DEFAULT_SCHEMA = "qa"
+#: Full-text search configuration: PostgreSQL's English stemmer and stop words.
+TEXT_SEARCH = "english"
+#: HNSW build and search settings (pgvector's defaults are m 16, ef_construction 64, ef_search 40).
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+HNSW_EF_SEARCH = 100
+#: Rows per COPY batch when writing passages and sentences.
+COPY_BATCH = 1000
+
+Log = Callable[[str], None]
+
+
+class DatabaseError(RuntimeError):
+    """A database that cannot be used: unreachable, without pgvector, or built for another model."""
+
+
+def _vector(values: Any) -> str:
+    """Pgvector's text form of a vector."""
+    return "[" + ",".join(f"{float(x):.7g}" for x in values) + "]"
+
+
+def _parse_vector(text: str) -> list[float]:
+    """A vector from pgvector's text form."""
+    return [float(x) for x in text.strip("[]").split(",")] if text.strip("[]") else []
+
+
+class PgIndex:
+    """Passages, vectors and full-text search in one PostgreSQL schema."""
+
+    def __init__(self, *, url: str, schema: str = DEFAULT_SCHEMA) -> None:
+        if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"the database must be a URL such as postgresql://user@host/db, got {url!r}")
+        if not isinstance(schema, str) or not schema.isidentifier():
+            raise ValueError(f"schema must be a plain identifier such as 'qa', got {schema!r}")
+        self.url = url
+        self.schema = schema
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    # --- connection and schema ---------------------------------------------------------------
+
+    def connect(self) -> Any:
+        """A new autocommit connection (psycopg 3) with pgvector ready."""
+        try:
+            import psycopg
+        except ImportError as e:
+            raise DatabaseError("the database backend needs psycopg 3: pip install 'psycopg[binary]'") from e
+
+        try:
+            conn = psycopg.connect(self.url, autocommit=True)
+        except psycopg.Error as e:
+            raise DatabaseError(f"cannot connect to the database ({str(e).strip()[:200]})") from e
+        try:
+            if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is None:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        except psycopg.Error as e:
+            # another process may have created it at the same moment
+            if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is not None:
+                conn.execute(f"SET hnsw.ef_search = {HNSW_EF_SEARCH}")
+                return conn
+            conn.close()
+            raise DatabaseError("the database has no pgvector extension (CREATE EXTENSION vector failed: "
+                                f"{str(e).strip()[:160]}); install pgvector") from e
+        conn.execute(f"SET hnsw.ef_search = {HNSW_EF_SEARCH}")
+        return conn
+
+    def _shared(self) -> Any:
+        """The connection that queries share (made on first use)."""
+        if self._conn is None or self._conn.closed:
+            self._conn = self.connect()
+        return self._conn
+
+    def close(self) -> None:
+        """Close the shared connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def meta(self) -> dict[str, Any] | None:
+        """The schema's ``meta`` row as a dict, None when the schema does not exist yet."""
+        with self._lock:
+            conn = self._shared()
+            exists = conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.meta",)).fetchone()[0]
+            if exists is None:
+                return None
+            rows = conn.execute(f"SELECT key, value FROM {self.schema}.meta").fetchall()
+        return {k: json.loads(v) for k, v in rows}
+
+    def check(self, embedder: Embedder, chunk_settings: dict[str, int] | None = None) -> None:
+        """Raise DatabaseError when the schema was built with another format, model or chunking."""
+        meta = self.meta()
+        if meta is None:
+            return
+        expected = {"schema_version": SCHEMA_VERSION, "model": embedder.name, "dim": int(embedder.dim)}
+        if chunk_settings is not None:
+            expected["chunk"] = normalise_chunk_settings(chunk_settings)
+        for key, value in expected.items():
+            if meta.get(key) != value:
+                raise DatabaseError(
+                    f"the database schema {self.schema!r} was built with {key} {meta.get(key)!r}, not "
+                    f"{value!r}: use another schema, or rebuild it (qa index --rebuild)")
+
+    def _create(self, conn: Any, embedder: Embedder, settings: dict[str, int]) -> None:
+        """Create the schema's tables and indexes (in the caller's transaction)."""
+        s, dim = self.schema, int(embedder.dim)
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+        conn.execute(f"CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL)")
+        conn.execute(f"CREATE TABLE {s}.sources (name text PRIMARY KEY, sha text NOT NULL)")
+        conn.execute(
+            f"CREATE TABLE {s}.passages (id bigserial PRIMARY KEY, pid text NOT NULL UNIQUE, "
+            f"source text NOT NULL REFERENCES {s}.sources(name) ON DELETE CASCADE, "
+            f"start_offset integer NOT NULL, end_offset integer NOT NULL, text text NOT NULL, "
+            f"vec vector({dim}) NOT NULL, "
+            f"tsv tsvector GENERATED ALWAYS AS (to_tsvector('{TEXT_SEARCH}', text)) STORED, "
+            f"n_terms integer NOT NULL DEFAULT 0)")
+        # BM25's statistics: each stem's document frequency, the passage count and mean length
+        conn.execute(f"CREATE TABLE {s}.terms (lexeme text PRIMARY KEY, df integer NOT NULL)")
+        conn.execute(f"CREATE TABLE {s}.stats (passages integer NOT NULL, "
+                     f"mean_terms double precision NOT NULL)")
+        conn.execute(f"CREATE TABLE {s}.sentences (passage bigint NOT NULL REFERENCES {s}.passages(id) "
+                     f"ON DELETE CASCADE, vec vector({dim}) NOT NULL)")
+        conn.execute(f"CREATE TABLE {s}.vectors (key text PRIMARY KEY, vec vector({dim}) NOT NULL)")
+        conn.execute(f"CREATE INDEX ON {s}.passages USING hnsw (vec vector_cosine_ops) "
+                     f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
+        conn.execute(f"CREATE INDEX ON {s}.passages USING gin (tsv)")
+        conn.execute(f"CREATE INDEX ON {s}.passages (source)")
+        conn.execute(f"CREATE INDEX ON {s}.sentences (passage)")
+        meta = {"schema_version": SCHEMA_VERSION, "model": embedder.name, "dim": dim, "chunk": settings}
+        with conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO {s}.meta VALUES (%s, %s)",
+                            [(k, json.dumps(v)) for k, v in meta.items()])
+
+    def drop(self) -> None:
+        """Delete the schema and everything in it."""
+        with self._lock:
+            self._shared().execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+
+    # --- updates ---------------------------------------------------------------------------------
+
+    def sync(self, sources: dict[str, str], embedder: Embedder, *, chunk_settings: dict | None = None,
+             rebuild: bool = False, progress: bool = False, log: Log | None = None,
+             cache: dict[str, Any] | None = None) -> dict[str, int]:
+        """Make the database hold exactly ``sources``: one transaction, only new texts embedded.
+
+        ``cache``: more vectors by text SHA-256 (``qa bench`` passes its own). Returns how many sources
+        were added, changed and removed, and how many texts were embedded.
+        """
+        settings = normalise_chunk_settings(chunk_settings)
+        say = log or (lambda m: None)
+        lock_key = zlib.crc32(f"qa-index:{self.schema}".encode())
+        conn = self.connect()
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", (lock_key,))  # one writer at a time
+            try:
+                return self._sync_locked(conn, sources, embedder, settings, rebuild, progress, say,
+                                         cache or {})
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key,))
+        finally:
+            conn.close()
+
+    def _sync_locked(self, conn: Any, sources: dict[str, str], embedder: Embedder, settings: dict[str, int],
+                     rebuild: bool, progress: bool, say: Log, cache: dict[str, Any]) -> dict[str, int]:
+        """``sync`` holding the writer lock."""
+        s = self.schema
+        if rebuild:
+            conn.execute(f"DROP SCHEMA IF EXISTS {s} CASCADE")
+        self.check(embedder, settings)
+        have = {}
+        if conn.execute("SELECT to_regclass(%s)", (f"{s}.sources",)).fetchone()[0] is not None:
+            have = dict(conn.execute(f"SELECT name, sha FROM {s}.sources").fetchall())
+        want = {name: text_key(text) for name, text in sources.items()}
+        removed = sorted(set(have) - set(want))
+        changed = sorted(n for n in want if have.get(n) != want[n])
+        stats = {"added": sum(n not in have for n in changed), "changed": sum(n in have for n in changed),
+                 "removed": len(removed), "embedded": 0}
+        if not removed and not changed:
+            return stats
+        passages = chunk_sources({n: sources[n] for n in changed}, settings) if changed else []
+        units = [[p.text, *passage_sentences(p)] for p in passages]
+        store = VectorCache(None, embedder)
+        store.vectors.update(cache)
+        if have or changed:
+            store.vectors.update(self._cached(conn, {text_key(t) for u in units for t in u}))
+        vectors = store.get([t for u in units for t in u], progress=progress) if units else None
+        stats["embedded"] = store.embedded
+        say(f"Writing {len(passages):,} passages of {len(changed)} source(s) to the database "
+            f"({stats['removed']} removed).")
+        with conn.transaction():
+            if conn.execute("SELECT to_regclass(%s)", (f"{s}.meta",)).fetchone()[0] is None:
+                self._create(conn, embedder, settings)
+            conn.execute(f"DELETE FROM {s}.sources WHERE name = ANY(%s)", (removed + changed,))
+            with conn.cursor() as cur:
+                cur.executemany(f"INSERT INTO {s}.sources VALUES (%s, %s)", [(n, want[n]) for n in changed])
+            self._write_passages(conn, passages, units, vectors)
+            self._write_cache(conn, units, vectors)
+            self._write_term_stats(conn)
+        return stats
+
+    def _write_term_stats(self, conn: Any) -> None:
+        """Recount BM25's statistics over all passages (in the caller's transaction)."""
+        s = self.schema
+        conn.execute(f"UPDATE {s}.passages SET n_terms = coalesce((SELECT sum(array_length(positions, 1)) "
+                     f"FROM unnest(tsv)), 0) WHERE n_terms = 0")
+        conn.execute(f"DELETE FROM {s}.terms")
+        conn.execute(f"INSERT INTO {s}.terms SELECT word, ndoc FROM ts_stat('SELECT tsv FROM {s}.passages')")
+        conn.execute(f"DELETE FROM {s}.stats")
+        conn.execute(f"INSERT INTO {s}.stats SELECT count(*), greatest(avg(n_terms), 1) FROM {s}.passages")
+
+    def _cached(self, conn: Any, keys: set[str]) -> dict[str, Any]:
+        """Vectors of the embedding cache for these text keys."""
+        import numpy as np
+
+        s = self.schema
+        if not keys or conn.execute("SELECT to_regclass(%s)", (f"{s}.vectors",)).fetchone()[0] is None:
+            return {}
+        rows = conn.execute(f"SELECT key, vec::text FROM {s}.vectors WHERE key = ANY(%s)",
+                            (sorted(keys),)).fetchall()
+        return {k: np.asarray(_parse_vector(v), dtype=np.float32) for k, v in rows}
+
+    def _write_passages(self, conn: Any, passages: list[Passage], units: list[list[str]],
+                        vectors: np.ndarray | None) -> None:
+        """Insert passages and their sentences' vectors (in the caller's transaction).
+
+        ``units[i]`` is passage i's text then its sentences; their vectors follow one another in
+        ``vectors``.
+        """
+        s = self.schema
+        firsts, row = [], 0
+        for unit in units:
+            firsts.append(row)
+            row += len(unit)
+        with conn.cursor() as cur:
+            for b in range(0, len(passages), COPY_BATCH):
+                batch = range(b, min(b + COPY_BATCH, len(passages)))
+                cur.executemany(
+                    f"INSERT INTO {s}.passages (pid, source, start_offset, end_offset, text, vec) "
+                    f"VALUES (%s, %s, %s, %s, %s, %s::vector) RETURNING id",
+                    [(p.id, p.source, p.start, p.end, p.text, _vector(vectors[firsts[i]]))
+                     for i, p in ((i, passages[i]) for i in batch)], returning=True)
+                ids = []
+                while True:
+                    ids.append(cur.fetchone()[0])
+                    if not cur.nextset():
+                        break
+                with cur.copy(f"COPY {s}.sentences (passage, vec) FROM STDIN") as copy:
+                    for p_id, i in zip(ids, batch, strict=True):
+                        for j in range(1, len(units[i])):
+                            copy.write_row((p_id, _vector(vectors[firsts[i] + j])))
+
+    def _write_cache(self, conn: Any, units: list[list[str]], vectors: np.ndarray | None) -> None:
+        """Add the texts' vectors to the embedding cache (in the caller's transaction)."""
+        if vectors is None:
+            return
+        s = self.schema
+        texts = [t for u in units for t in u]
+        seen: dict[str, int] = {}
+        for i, t in enumerate(texts):
+            seen.setdefault(text_key(t), i)
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS qa_new_vectors "
+                        f"(key text, vec vector({vectors.shape[1]})) ON COMMIT DROP")
+            with cur.copy("COPY qa_new_vectors (key, vec) FROM STDIN") as copy:
+                for key, i in seen.items():
+                    copy.write_row((key, _vector(vectors[i])))
+            cur.execute(f"INSERT INTO {s}.vectors SELECT key, vec FROM qa_new_vectors "
+                        f"ON CONFLICT (key) DO NOTHING")
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def summary(self) -> tuple[list[str], int]:
+        """The source names and the number of passages."""
+        if self.meta() is None:
+            return [], 0
+        with self._lock:
+            conn = self._shared()
+            names = [r[0] for r in conn.execute(f"SELECT name FROM {self.schema}.sources ORDER BY name")]
+            n = conn.execute(f"SELECT count(*) FROM {self.schema}.passages").fetchone()[0]
+        return names, int(n)
+
+    def candidates(self, qvec: Any, query: str, n: int, *, sentence_weight: float = SENTENCE_WEIGHT,
+                   mode: str = "hybrid") -> list[tuple[Any, ...]]:
+        """Dense and lexical candidates, re-scored and fused by reciprocal rank in one statement.
+
+        Rows: (passage, cosine, dense rank or None, lexical rank or None), best fused first; dense ranks
+        count the re-scored candidates (passage and best-sentence cosine) and stop at ``n``.
+        """
+        s = self.schema
+        sql = f"""
+        WITH q AS (SELECT %(v)s::vector AS v,  -- any of the question's words, as BM25 takes them
+                          replace(plainto_tsquery('{TEXT_SEARCH}', %(t)s)::text, '&', '|')::tsquery AS t,
+                          to_tsvector('{TEXT_SEARCH}', %(t)s) AS words),
+        dense AS (SELECT p.id FROM {s}.passages p WHERE %(dense)s
+                  ORDER BY p.vec <=> (SELECT v FROM q) LIMIT %(n)s),
+        lex AS (SELECT p.id, sum(ln(1 + (st.passages - t.df + 0.5) / (t.df + 0.5))
+                                 * array_length(u.positions, 1) * (%(k1)s + 1)
+                                 / (array_length(u.positions, 1)
+                                    + %(k1)s * (1 - %(b)s + %(b)s * p.n_terms / st.mean_terms))) AS r
+                FROM {s}.passages p CROSS JOIN q CROSS JOIN {s}.stats st, unnest(p.tsv) u
+                     JOIN {s}.terms t ON t.lexeme = u.lexeme
+                WHERE %(lexical)s AND p.tsv @@ q.t AND u.lexeme = ANY(tsvector_to_array(q.words))
+                GROUP BY p.id ORDER BY r DESC, p.id LIMIT %(n)s),
+        cand AS (SELECT id FROM dense UNION SELECT id FROM lex),
+        scored AS (
+            SELECT p.id, 1 - (p.vec <=> q.v) AS cos,
+                   (1 - %(w)s) * (1 - (p.vec <=> q.v))
+                   + %(w)s * coalesce((SELECT max(1 - (x.vec <=> q.v)) FROM {s}.sentences x
+                                       WHERE x.passage = p.id), 1 - (p.vec <=> q.v)) AS mixed
+            FROM cand c JOIN {s}.passages p ON p.id = c.id CROSS JOIN q),
+        dr AS (SELECT id, row_number() OVER (ORDER BY mixed DESC, id) AS rk FROM scored WHERE %(dense)s),
+        lr AS (SELECT id, row_number() OVER (ORDER BY r DESC, id) AS rk FROM lex)
+        SELECT p.pid, p.source, p.start_offset, p.end_offset, p.text, sc.cos,
+               CASE WHEN dr.rk <= %(n)s THEN dr.rk END AS drank, lr.rk AS lrank
+        FROM scored sc JOIN {s}.passages p ON p.id = sc.id
+             LEFT JOIN dr ON dr.id = sc.id LEFT JOIN lr ON lr.id = sc.id
+        ORDER BY coalesce(CASE WHEN dr.rk <= %(n)s THEN 1.0 / (%(rrf)s + dr.rk) END, 0)
+                 + coalesce(1.0 / (%(rrf)s + lr.rk), 0) DESC,
+                 least(coalesce(dr.rk, 1e9), coalesce(lr.rk, 1e9)), p.id
+        """
+        params = {"v": _vector(qvec), "t": query, "n": n, "w": sentence_weight, "rrf": RRF_K,
+                  "k1": BM25_K1, "b": BM25_B,
+                  "dense": mode != "lexical", "lexical": mode != "dense"}
+        with self._lock:
+            rows = self._shared().execute(sql, params).fetchall()
+        out = []
+        for pid, source, start, end, text, cos, drank, lrank in rows:
+            if drank is None and lrank is None:
+                continue
+            out.append((Passage(pid, source, start, end, text), float(cos), drank, lrank))
+        return out
+
+
+class PgRetriever:
+    """``qa.retrieve.Retriever``'s interface over a :class:`PgIndex`."""
+
+    def __init__(self, *, store: PgIndex, embedder: Embedder, mode: str = "hybrid",
+                 top_k: int = DEFAULT_TOP_K, merge: bool = MERGE_OVERLAPS,
+                 sentence_weight: float = SENTENCE_WEIGHT) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.index = store
+        self.embedder = embedder
+        self.mode = mode
+        self.top_k = top_k
+        self.merge = merge
+        self.sentence_weight = float(sentence_weight)
+
+    def warm_up(self) -> None:
+        """Load the embedder."""
+        if hasattr(self.embedder, "warm_up"):
+            self.embedder.warm_up()
+
+    def retrieve(self, query: str, *, top_k: int | None = None) -> list[Hit]:
+        """The ``top_k`` hits for ``query``, as ``qa.retrieve.Retriever.retrieve`` gives them."""
+        import numpy as np
+
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, not {type(query).__name__}")
+        if not query.strip():
+            raise ValueError("the query is empty: type some words to search for")
+        k = self.top_k if top_k is None else top_k
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"top_k must be a positive int, got {k!r}")
+        n = CANDIDATE_FACTOR * k + CANDIDATE_EXTRA
+        qvec = np.asarray(self.embedder.encode([query]), dtype=np.float32)[0]
+        rows = self.index.candidates(qvec, query, n, sentence_weight=self.sentence_weight, mode=self.mode)
+        passages = {p.id: p for p, _, _, _ in rows}
+        cosines = {p.id: cos for p, cos, _, _ in rows}
+        dense = [p.id for p, _, d, _ in sorted((r for r in rows if r[2] is not None), key=lambda r: r[2])]
+        lexical = [p.id for p, _, _, lx in sorted((r for r in rows if r[3] is not None), key=lambda r: r[3])]
+        order = dense if self.mode == "dense" else lexical if self.mode == "lexical" else list(passages)
+        return assemble_hits(order, dense, lexical, passages, cosines, k, merge=self.merge)

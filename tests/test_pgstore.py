@@ -1,0 +1,132 @@
+"""Tests for qa.pgstore against a real PostgreSQL + pgvector (pgserver): updates, search, replicas."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import FakeEmbedder, FakeReader
+
+import qa.pgstore as pgstore
+from qa.chatbot import Chatbot
+from qa.index import chunk_sources, normalise_chunk_settings
+from qa.pgstore import DatabaseError, PgIndex, PgRetriever
+
+DOCS = {
+    "mill.txt": "The old mill on the river was built by Anna Berg in 1990. It grinds wheat for the "
+                "village.\n\nVisitors come on Sundays to see the wheel turn. The bakery buys its flour.",
+    "bridge.txt": "The bridge opened in 2001 after a long debate. It cost four million euros.\n\n"
+                  "Cyclists use it every morning on their way to the town.",
+}
+
+
+def test_sync_is_incremental_and_hits_point_into_the_sources(pg_url: str) -> None:
+    store, emb = PgIndex(url=pg_url), FakeEmbedder(dim=32)
+    stats = store.sync(DOCS, emb)
+    assert stats["added"] == 2 and stats["embedded"] == emb.encoded > 0
+    hits = PgRetriever(store=store, embedder=emb, top_k=3).retrieve("Who built the mill?")
+    assert hits and hits[0].source == "mill.txt"
+    for h in hits:
+        assert DOCS[h.source][h.start:h.end] == h.text
+    before = emb.encoded
+    assert store.sync(DOCS, emb) == {"added": 0, "changed": 0, "removed": 0, "embedded": 0}
+    changed = {**DOCS, "bridge.txt": DOCS["bridge.txt"] + "\n\nA new lamp was fitted in 2020."}
+    stats = store.sync(changed, emb)
+    assert stats["changed"] == 1 and 0 < emb.encoded - before <= 4, "only the new texts are embedded"
+    assert store.sync({"mill.txt": DOCS["mill.txt"]}, emb)["removed"] == 1
+    names, passages = store.summary()
+    expected = chunk_sources({"mill.txt": DOCS["mill.txt"]}, normalise_chunk_settings(None))
+    assert names == ["mill.txt"] and passages == len(expected)
+    assert all(h.source == "mill.txt" for h in PgRetriever(store=store, embedder=emb).retrieve("bridge"))
+
+
+def test_a_failed_update_changes_nothing(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, emb = PgIndex(url=pg_url), FakeEmbedder(dim=32)
+    store.sync(DOCS, emb)
+    before = store.summary()
+
+    def boom(self, conn) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(PgIndex, "_write_term_stats", boom)  # fails after the passages were written
+    with pytest.raises(RuntimeError, match="disk full"):
+        store.sync({"other.txt": "Something else entirely. Gamma one."}, emb)
+    assert store.summary() == before
+
+
+def test_two_writers_at_once_leave_one_whole_corpus(pg_url: str) -> None:
+    corpora = [DOCS, {"other.txt": "Gamma one. Gamma two.\n\nGamma three is here."}]
+    errors: list[BaseException] = []
+
+    def write(docs: dict) -> None:
+        try:
+            PgIndex(url=pg_url).sync(docs, FakeEmbedder(dim=32))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(c,)) for c in corpora for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    names, passages = PgIndex(url=pg_url).summary()
+    winner = next(c for c in corpora if sorted(c) == names)
+    assert passages == len(chunk_sources(winner, normalise_chunk_settings(None)))
+
+
+def test_a_database_of_another_model_is_a_clear_error(pg_url: str) -> None:
+    PgIndex(url=pg_url).sync(DOCS, FakeEmbedder(name="model-a", dim=32))
+    with pytest.raises(DatabaseError, match="model"):
+        PgIndex(url=pg_url).sync(DOCS, FakeEmbedder(name="model-b", dim=32))
+    with pytest.raises(ValueError, match="postgresql://"):
+        PgIndex(url="mysql://x")
+    with pytest.raises(DatabaseError, match="cannot connect"):
+        PgIndex(url="postgresql://nobody@127.0.0.1:9/none?connect_timeout=2").meta()
+
+
+def test_two_replicas_answer_alike_and_see_new_documents_without_a_restart(pg_url: str, tmp_path: Path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "mill.txt").write_text(DOCS["mill.txt"], encoding="utf-8")
+    emb = FakeEmbedder(dim=32)
+    writer = Chatbot(sources=[docs], database=pg_url, embedder=emb, reader=FakeReader(), log=lambda m: None)
+    replica = Chatbot(database=pg_url, embedder=emb, reader=FakeReader(), log=lambda m: None)
+    question = "Who built the mill?"
+    assert "Anna Berg" in writer.ask(question).text
+    assert replica.ask(question).to_dict() == writer.ask(question).to_dict()
+    assert "1 source(s) (docs/mill.txt)" in replica.describe() or "mill.txt" in replica.describe()
+    (docs / "bridge.txt").write_text(DOCS["bridge.txt"], encoding="utf-8")
+    Chatbot(sources=[docs], database=pg_url, embedder=emb, reader=FakeReader(), log=lambda m: None).warm_up()
+    answer = replica.ask("When did the bridge open after the debate?")  # no restart
+    assert answer.source.endswith("bridge.txt") and "2001" in answer.context
+
+
+@pytest.mark.slow
+def test_cli_index_and_ask_through_the_database_answer_as_the_local_index_does(pg_url: str, tmp_path: Path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    question = "Why does Turkey want Ukrainian engines?"
+
+    def qa(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "qa.cli", *args], cwd=repo, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    done = qa("index", "seeds", "--database", pg_url)
+    assert done.returncode == 0, done.stderr
+    through_db = qa("ask", question, "--database", pg_url, "--json")
+    local = qa("ask", question, "--sources", "seeds", "--index-dir", str(tmp_path / "idx"), "--json")
+    assert through_db.returncode == 0 and local.returncode == 0, through_db.stderr + local.stderr
+    db_answer, local_answer = json.loads(through_db.stdout), json.loads(local.stdout)
+    assert db_answer["answer"] and (db_answer["answer"], db_answer["start"], db_answer["source"]) == \
+        (local_answer["answer"], local_answer["start"], local_answer["source"])
+
+
+def test_module_constants() -> None:
+    assert pgstore.SCHEMA_VERSION >= 1 and pgstore.TEXT_SEARCH == "english"
