@@ -1,11 +1,12 @@
 """The passage index in PostgreSQL + pgvector: one database that every app replica shares.
 
 Tables (in one schema, ``qa`` by default): ``meta`` (schema version, embedding model and size, chunk
-settings), ``sources`` (name, SHA-256 of the text), ``passages`` (offsets, text, vector, a stored English
-``tsvector``), ``sentences`` (a vector per sentence of each passage) and ``vectors`` (the embedding
-cache by text SHA-256). Dense candidates come from an HNSW cosine index, lexical ones from full-text
-search scored by BM25 from stored term statistics (PostgreSQL's own ``ts_rank_cd`` is not BM25);
-one SQL statement re-scores them with the best sentence and fuses them by reciprocal rank, and
+settings), ``sources`` (name, SHA-256 of the text), ``passages`` (offsets, text and its SHA-256,
+vector, a stored English ``tsvector``), ``sentences`` (a vector per sentence, with its text's SHA-256;
+with the passages', the embedding cache), and BM25's ``postings`` (stem, passage, count), ``terms``
+(document frequencies) and ``stats``. Dense candidates come from an HNSW cosine index, lexical ones
+are scored by BM25 from the postings (PostgreSQL's own ``ts_rank_cd`` is not BM25); one SQL statement
+re-scores them with the best sentence and fuses them by reciprocal rank, and
 ``qa.retrieve.assemble_hits`` merges overlapping hits as the local index does. An update is one
 transaction under an advisory lock: a question sees the corpus before or after it, never half of it.
 """
@@ -151,6 +152,7 @@ class PgIndex:
         conn.execute(f"CREATE TABLE {s}.sources (name text PRIMARY KEY, sha text NOT NULL)")
         conn.execute(
             f"CREATE TABLE {s}.passages (id bigserial PRIMARY KEY, pid text NOT NULL UNIQUE, "
+            f"key text NOT NULL, "
             f"source text NOT NULL REFERENCES {s}.sources(name) ON DELETE CASCADE, "
             f"start_offset integer NOT NULL, end_offset integer NOT NULL, text text NOT NULL, "
             f"vec vector({dim}) NOT NULL, "
@@ -161,13 +163,17 @@ class PgIndex:
         conn.execute(f"CREATE TABLE {s}.stats (passages integer NOT NULL, "
                      f"mean_terms double precision NOT NULL)")
         conn.execute(f"CREATE TABLE {s}.sentences (passage bigint NOT NULL REFERENCES {s}.passages(id) "
-                     f"ON DELETE CASCADE, vec vector({dim}) NOT NULL)")
-        conn.execute(f"CREATE TABLE {s}.vectors (key text PRIMARY KEY, vec vector({dim}) NOT NULL)")
-        conn.execute(f"CREATE INDEX ON {s}.passages USING hnsw (vec vector_cosine_ops) "
-                     f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
-        conn.execute(f"CREATE INDEX ON {s}.passages USING gin (tsv)")
+                     f"ON DELETE CASCADE, key text NOT NULL, vec vector({dim}) NOT NULL)")
+        # BM25's postings: each stem of each passage with its count, for a lookup by stem
+        conn.execute(f"CREATE TABLE {s}.postings (lexeme text NOT NULL, passage bigint NOT NULL "
+                     f"REFERENCES {s}.passages(id) ON DELETE CASCADE, tf integer NOT NULL, "
+                     f"n_terms integer NOT NULL)")
         conn.execute(f"CREATE INDEX ON {s}.passages (source)")
+        conn.execute(f"CREATE INDEX ON {s}.passages (key)")
         conn.execute(f"CREATE INDEX ON {s}.sentences (passage)")
+        conn.execute(f"CREATE INDEX ON {s}.sentences (key)")
+        conn.execute(f"CREATE INDEX ON {s}.postings (lexeme) INCLUDE (passage, tf, n_terms)")
+        conn.execute(f"CREATE INDEX ON {s}.postings (passage)")
         meta = {"schema_version": SCHEMA_VERSION, "model": embedder.name, "dim": dim, "chunk": settings}
         with conn.cursor() as cur:
             cur.executemany(f"INSERT INTO {s}.meta VALUES (%s, %s)",
@@ -236,7 +242,10 @@ class PgIndex:
             with conn.cursor() as cur:
                 cur.executemany(f"INSERT INTO {s}.sources VALUES (%s, %s)", [(n, want[n]) for n in changed])
             self._write_passages(conn, passages, units, vectors)
-            self._write_cache(conn, units, vectors)
+            # built once the first passages are in (faster than growing it row by row), kept up after
+            conn.execute(f"CREATE INDEX IF NOT EXISTS passages_vec_hnsw ON {s}.passages USING hnsw "
+                         f"(vec vector_cosine_ops) "
+                         f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
             self._write_term_stats(conn)
         return stats
 
@@ -245,20 +254,26 @@ class PgIndex:
         s = self.schema
         conn.execute(f"UPDATE {s}.passages SET n_terms = coalesce((SELECT sum(array_length(positions, 1)) "
                      f"FROM unnest(tsv)), 0) WHERE n_terms = 0")
+        conn.execute(f"INSERT INTO {s}.postings "
+                     f"SELECT u.lexeme, p.id, array_length(u.positions, 1), p.n_terms "
+                     f"FROM {s}.passages p, unnest(p.tsv) u "
+                     f"WHERE NOT EXISTS (SELECT 1 FROM {s}.postings x WHERE x.passage = p.id)")
         conn.execute(f"DELETE FROM {s}.terms")
         conn.execute(f"INSERT INTO {s}.terms SELECT word, ndoc FROM ts_stat('SELECT tsv FROM {s}.passages')")
         conn.execute(f"DELETE FROM {s}.stats")
         conn.execute(f"INSERT INTO {s}.stats SELECT count(*), greatest(avg(n_terms), 1) FROM {s}.passages")
 
     def _cached(self, conn: Any, keys: set[str]) -> dict[str, Any]:
-        """Vectors of the embedding cache for these text keys."""
+        """Stored vectors of passages and sentences whose text has one of these keys (the cache)."""
         import numpy as np
 
         s = self.schema
-        if not keys or conn.execute("SELECT to_regclass(%s)", (f"{s}.vectors",)).fetchone()[0] is None:
+        if not keys or conn.execute("SELECT to_regclass(%s)", (f"{s}.passages",)).fetchone()[0] is None:
             return {}
-        rows = conn.execute(f"SELECT key, vec::text FROM {s}.vectors WHERE key = ANY(%s)",
-                            (sorted(keys),)).fetchall()
+        wanted = sorted(keys)
+        rows = conn.execute(f"SELECT key, vec::text FROM {s}.passages WHERE key = ANY(%s) UNION ALL "
+                            f"SELECT key, vec::text FROM {s}.sentences WHERE key = ANY(%s)",
+                            (wanted, wanted)).fetchall()
         return {k: np.asarray(_parse_vector(v), dtype=np.float32) for k, v in rows}
 
     def _write_passages(self, conn: Any, passages: list[Passage], units: list[list[str]],
@@ -277,37 +292,19 @@ class PgIndex:
             for b in range(0, len(passages), COPY_BATCH):
                 batch = range(b, min(b + COPY_BATCH, len(passages)))
                 cur.executemany(
-                    f"INSERT INTO {s}.passages (pid, source, start_offset, end_offset, text, vec) "
-                    f"VALUES (%s, %s, %s, %s, %s, %s::vector) RETURNING id",
-                    [(p.id, p.source, p.start, p.end, p.text, _vector(vectors[firsts[i]]))
+                    f"INSERT INTO {s}.passages (pid, key, source, start_offset, end_offset, text, vec) "
+                    f"VALUES (%s, %s, %s, %s, %s, %s, %s::vector) RETURNING id",
+                    [(p.id, text_key(p.text), p.source, p.start, p.end, p.text, _vector(vectors[firsts[i]]))
                      for i, p in ((i, passages[i]) for i in batch)], returning=True)
                 ids = []
                 while True:
                     ids.append(cur.fetchone()[0])
                     if not cur.nextset():
                         break
-                with cur.copy(f"COPY {s}.sentences (passage, vec) FROM STDIN") as copy:
+                with cur.copy(f"COPY {s}.sentences (passage, key, vec) FROM STDIN") as copy:
                     for p_id, i in zip(ids, batch, strict=True):
                         for j in range(1, len(units[i])):
-                            copy.write_row((p_id, _vector(vectors[firsts[i] + j])))
-
-    def _write_cache(self, conn: Any, units: list[list[str]], vectors: np.ndarray | None) -> None:
-        """Add the texts' vectors to the embedding cache (in the caller's transaction)."""
-        if vectors is None:
-            return
-        s = self.schema
-        texts = [t for u in units for t in u]
-        seen: dict[str, int] = {}
-        for i, t in enumerate(texts):
-            seen.setdefault(text_key(t), i)
-        with conn.cursor() as cur:
-            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS qa_new_vectors "
-                        f"(key text, vec vector({vectors.shape[1]})) ON COMMIT DROP")
-            with cur.copy("COPY qa_new_vectors (key, vec) FROM STDIN") as copy:
-                for key, i in seen.items():
-                    copy.write_row((key, _vector(vectors[i])))
-            cur.execute(f"INSERT INTO {s}.vectors SELECT key, vec FROM qa_new_vectors "
-                        f"ON CONFLICT (key) DO NOTHING")
+                            copy.write_row((p_id, text_key(units[i][j]), _vector(vectors[firsts[i] + j])))
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -330,19 +327,16 @@ class PgIndex:
         """
         s = self.schema
         sql = f"""
-        WITH q AS (SELECT %(v)s::vector AS v,  -- any of the question's words, as BM25 takes them
-                          replace(plainto_tsquery('{TEXT_SEARCH}', %(t)s)::text, '&', '|')::tsquery AS t,
-                          to_tsvector('{TEXT_SEARCH}', %(t)s) AS words),
+        WITH q AS (SELECT %(v)s::vector AS v, to_tsvector('{TEXT_SEARCH}', %(t)s) AS words),
         dense AS (SELECT p.id FROM {s}.passages p WHERE %(dense)s
                   ORDER BY p.vec <=> (SELECT v FROM q) LIMIT %(n)s),
-        lex AS (SELECT p.id, sum(ln(1 + (st.passages - t.df + 0.5) / (t.df + 0.5))
-                                 * array_length(u.positions, 1) * (%(k1)s + 1)
-                                 / (array_length(u.positions, 1)
-                                    + %(k1)s * (1 - %(b)s + %(b)s * p.n_terms / st.mean_terms))) AS r
-                FROM {s}.passages p CROSS JOIN q CROSS JOIN {s}.stats st, unnest(p.tsv) u
-                     JOIN {s}.terms t ON t.lexeme = u.lexeme
-                WHERE %(lexical)s AND p.tsv @@ q.t AND u.lexeme = ANY(tsvector_to_array(q.words))
-                GROUP BY p.id ORDER BY r DESC, p.id LIMIT %(n)s),
+        lex AS (SELECT po.passage AS id,
+                       sum(ln(1 + (st.passages - t.df + 0.5) / (t.df + 0.5)) * po.tf * (%(k1)s + 1)
+                           / (po.tf + %(k1)s * (1 - %(b)s + %(b)s * po.n_terms / st.mean_terms))) AS r
+                FROM {s}.postings po JOIN {s}.terms t ON t.lexeme = po.lexeme
+                     CROSS JOIN {s}.stats st CROSS JOIN q
+                WHERE %(lexical)s AND po.lexeme = ANY(tsvector_to_array(q.words))
+                GROUP BY po.passage ORDER BY r DESC, po.passage LIMIT %(n)s),
         cand AS (SELECT id FROM dense UNION SELECT id FROM lex),
         scored AS (
             SELECT p.id, 1 - (p.vec <=> q.v) AS cos,
