@@ -30,9 +30,8 @@ SQUAD_FILE = "squad/squad-v1.1-dev-40.json"
 SQUAD2_FILE = "squad/squad-v2.0-dev-14.json"
 #: Every VALIDATION_EVERY-th SQuAD article (sorted by title) is held out for validation.
 VALIDATION_EVERY = 4
-#: Training sets and how many times each one's questions are drawn per epoch (1.0 = all once).
-#: Runs 1-3 of the shipped reader (CPU) used smaller samples (see reader_model/README.md); run 4 (GPU)
-#: used these.
+#: Training sets and how many times each one's questions are drawn per epoch (1.0 = all once); the
+#: shipped reader's own commands are in reader_model/README.md.
 MIX: dict[str, float] = {
     "squad-train": 1.0,
     "squad2-train-unanswerable": 0.0,
