@@ -190,6 +190,7 @@ class Chatbot:
         log: Log | None = None,
         source_root: str | Path | None = None,
         database: str | None = None,
+        database_schema: str = "qa",
     ) -> None:
         if isinstance(sources, (str, Path)):
             sources = [sources]
@@ -214,6 +215,8 @@ class Chatbot:
         #: A PostgreSQL URL: the index lives there (``qa.pgstore``), shared with other processes. With
         #: no ``sources`` the database's corpus is used as it is (the bundled article when it is empty).
         self.database = database
+        #: The schema holding this corpus in ``database`` (``qa eval`` uses a temporary one).
+        self.database_schema = database_schema
         self._sources_given = sources is not None
         self.sources: list[Path | str] = [  # web addresses stay strings (a Path would mangle them)
             s if is_url(s) else Path(s)
@@ -280,7 +283,7 @@ class Chatbot:
         """The retriever over the database; its corpus updated first when sources were given."""
         from qa.pgstore import PgIndex, PgRetriever
 
-        store = PgIndex(url=self.database)
+        store = PgIndex(url=self.database, schema=self.database_schema)
         store.check(embedder)
         if self._sources_given or rebuild or store.meta() is None:
             texts = self._read_sources(say)

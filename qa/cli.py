@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "questions also pairs each with a random and a look-alike (BM25) paragraph of "
                         "another article as unanswerable); prints the threshold scan, the reliability "
                         "table and the expected calibration error")
+    p.add_argument("--database", default=None, metavar="URL",
+                   help="evaluate the whole pipeline with its index in this PostgreSQL database (a schema of "
+                        "its own, dropped afterwards)")
     p.add_argument("--plot", default=None, metavar="PNG",
                    help="with --calibration: draw the reliability diagram into this PNG file")
     p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
@@ -210,6 +213,9 @@ def run(args: argparse.Namespace) -> int:
         from qa.conversations import evaluate_conversations, is_conversations_file
         from qa.evaluate import calibration, evaluate, load_squad, sample_questions
 
+        if args.database and (args.reader_only or args.calibration):
+            raise ValueError("--database evaluates the whole pipeline: leave out --reader-only and "
+                             "--calibration")
         if args.plot and not args.calibration:
             raise ValueError("--plot draws the reliability diagram of --calibration N: add --calibration")
         if args.calibration:
@@ -228,7 +234,8 @@ def run(args: argparse.Namespace) -> int:
                                             min_similarity=args.min_similarity)
         else:
             result = evaluate(args.file, reader_only=args.reader_only, top_k=args.top_k,
-                              reader=_reader_for(args), min_similarity=args.min_similarity)
+                              reader=_reader_for(args), min_similarity=args.min_similarity,
+                              database=args.database)
         if args.json:
             print(json.dumps(result))
         else:

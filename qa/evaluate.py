@@ -196,8 +196,13 @@ def evaluate(
     chatbot_factory: Callable[..., Any] | None = None,
     progress: bool = True,
     min_similarity: float | None = None,
+    database: str | None = None,
 ) -> dict[str, Any]:
-    """Run every question of a SQuAD file through the reader (own context) or the full chatbot."""
+    """Run every question of a SQuAD file through the reader (own context) or the full chatbot.
+
+    ``database``: a PostgreSQL URL; the full chatbot then keeps its index there, in a schema of its own
+    that is dropped afterwards.
+    """
     if not isinstance(reader_only, bool):
         raise TypeError("reader_only must be True (own context per question) or False (full pipeline)")
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
@@ -236,7 +241,11 @@ def evaluate(
                 if not f.exists():
                     with f.open("w", encoding="utf-8", newline="") as out:
                         out.write(item.context)
-            floor = {} if min_similarity is None else {"min_similarity": min_similarity}
+            floor: dict[str, Any] = {} if min_similarity is None else {"min_similarity": min_similarity}
+            if database is not None:
+                import uuid
+
+                floor.update(database=database, database_schema=f"qa_eval_{uuid.uuid4().hex[:12]}")
             bot = chatbot_factory(sources=[docs], index_dir=Path(tmp) / "index", top_k=top_k, reader=reader,
                                   **floor)
             if hasattr(bot, "warm_up"):
@@ -252,6 +261,8 @@ def evaluate(
                 if item.answerable:
                     recalled.append(_recalled(item, answer.passages))
                 bar.update(1)
+            if database is not None and hasattr(getattr(bot, "index", None), "drop"):
+                bot.index.drop()  # the evaluation's own schema
     bar.close()
     return _summary(items, preds, latencies, None if reader_only else recalled,
                     best if len(best) == len(items) else None)

@@ -130,3 +130,28 @@ def test_cli_index_and_ask_through_the_database_answer_as_the_local_index_does(p
 
 def test_module_constants() -> None:
     assert pgstore.SCHEMA_VERSION >= 1 and pgstore.TEXT_SEARCH == "english"
+
+
+def test_eval_through_the_database_uses_a_schema_of_its_own_and_drops_it(pg_url: str, tmp_path: Path) -> None:
+    import functools
+    import json
+
+    import psycopg
+
+    from qa.evaluate import evaluate
+
+    gold = {"text": "Anna Berg", "answer_start": DOCS["mill.txt"].index("Anna Berg")}
+    squad = {"version": "1.1", "data": [{"title": "Mill", "paragraphs": [{
+        "context": DOCS["mill.txt"],
+        "qas": [{"id": "1", "question": "Who built the old mill on the river?", "answers": [gold]}]}]}]}
+    path = tmp_path / "mill.json"
+    path.write_text(json.dumps(squad), encoding="utf-8")
+    PgIndex(url=pg_url).sync(DOCS, FakeEmbedder(dim=32))  # the user's own corpus, in schema "qa"
+    factory = functools.partial(Chatbot, embedder=FakeEmbedder(dim=32), log=lambda m: None)
+    result = evaluate(path, reader_only=False, reader=FakeReader(), chatbot_factory=factory, progress=False,
+                      database=pg_url)
+    assert result["questions"] == 1 and result["recall_at_k"] == 100.0
+    with psycopg.connect(pg_url) as conn:
+        schemas = {r[0] for r in conn.execute("SELECT schema_name FROM information_schema.schemata")}
+    assert "qa" in schemas and not any(s.startswith("qa_eval_") for s in schemas)
+    assert PgIndex(url=pg_url).summary()[0] == sorted(DOCS), "the user's corpus is untouched"
