@@ -155,3 +155,55 @@ def test_eval_through_the_database_uses_a_schema_of_its_own_and_drops_it(pg_url:
         schemas = {r[0] for r in conn.execute("SELECT schema_name FROM information_schema.schemata")}
     assert "qa" in schemas and not any(s.startswith("qa_eval_") for s in schemas)
     assert PgIndex(url=pg_url).summary()[0] == sorted(DOCS), "the user's corpus is untouched"
+
+
+@pytest.mark.slow
+def test_two_qa_serve_processes_on_one_database_answer_alike_and_see_new_documents(pg_url: str,
+                                                                                   tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from gradio_client import Client
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("QA_AUTH", None)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "mill.txt").write_text(DOCS["mill.txt"], encoding="utf-8")
+    cli = [sys.executable, "-m", "qa.cli"]
+    done = subprocess.run([*cli, "index", str(docs), "--database", pg_url], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    servers, urls = [], []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        servers.append(subprocess.Popen([*cli, "serve", "--port", str(port), "--database", pg_url], cwd=repo,
+                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        urls.append(f"http://127.0.0.1:{port}/")
+    try:
+        for server in servers:
+            deadline = time.monotonic() + 300
+            for line in server.stdout:
+                if line.startswith("Serving at") or time.monotonic() > deadline:
+                    break
+            assert server.poll() is None, "a replica exited during startup"
+        clients = [Client(u, verbose=False, download_files=False) for u in urls]
+        question = "Who built the old mill on the river?"
+        first, second = (c.predict(question, api_name="/ask") for c in clients)
+        assert "Anna Berg" in first["answer"] and first == second
+        (docs / "bridge.txt").write_text(DOCS["bridge.txt"], encoding="utf-8")
+        done = subprocess.run([*cli, "index", str(docs), "--database", pg_url], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        answer = clients[1].predict("How much did the bridge cost?", api_name="/ask")  # no restart
+        assert answer["source"].endswith("bridge.txt") and "four million euros" in answer["answer"]
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(30)
