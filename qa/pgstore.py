@@ -31,6 +31,8 @@ from qa.retrieve import (
     RRF_K,
     SENTENCE_WEIGHT,
     assemble_hits,
+    check_query,
+    check_top_k,
 )
 from qa.schema import Hit, Passage
 from qa.vector_cache import VectorCache, text_key
@@ -229,8 +231,7 @@ class PgIndex:
         units = [[p.text, *passage_sentences(p)] for p in passages]
         store = VectorCache(None, embedder)
         store.vectors.update(cache)
-        if have or changed:
-            store.vectors.update(self._cached(conn, {text_key(t) for u in units for t in u}))
+        store.vectors.update(self._cached(conn, {text_key(t) for u in units for t in u}))
         vectors = store.get([t for u in units for t in u], progress=progress) if units else None
         stats["embedded"] = store.embedded
         say(f"Writing {len(passages):,} passages of {len(changed)} source(s) to the database "
@@ -250,14 +251,8 @@ class PgIndex:
         return stats
 
     def _write_term_stats(self, conn: Any) -> None:
-        """Recount BM25's statistics over all passages (in the caller's transaction)."""
+        """Recount BM25's corpus statistics over all passages (in the caller's transaction)."""
         s = self.schema
-        conn.execute(f"UPDATE {s}.passages SET n_terms = coalesce((SELECT sum(array_length(positions, 1)) "
-                     f"FROM unnest(tsv)), 0) WHERE n_terms = 0")
-        conn.execute(f"INSERT INTO {s}.postings "
-                     f"SELECT u.lexeme, p.id, array_length(u.positions, 1), p.n_terms "
-                     f"FROM {s}.passages p, unnest(p.tsv) u "
-                     f"WHERE NOT EXISTS (SELECT 1 FROM {s}.postings x WHERE x.passage = p.id)")
         conn.execute(f"DELETE FROM {s}.terms")
         conn.execute(f"INSERT INTO {s}.terms SELECT word, ndoc FROM ts_stat('SELECT tsv FROM {s}.passages')")
         conn.execute(f"DELETE FROM {s}.stats")
@@ -278,7 +273,7 @@ class PgIndex:
 
     def _write_passages(self, conn: Any, passages: list[Passage], units: list[list[str]],
                         vectors: np.ndarray | None) -> None:
-        """Insert passages and their sentences' vectors (in the caller's transaction).
+        """Insert passages, their sentences' vectors and BM25 postings (in the caller's transaction).
 
         ``units[i]`` is passage i's text then its sentences; their vectors follow one another in
         ``vectors``.
@@ -305,6 +300,12 @@ class PgIndex:
                     for p_id, i in zip(ids, batch, strict=True):
                         for j in range(1, len(units[i])):
                             copy.write_row((p_id, text_key(units[i][j]), _vector(vectors[firsts[i] + j])))
+                # BM25's length and postings of the new passages
+                cur.execute(f"UPDATE {s}.passages SET n_terms = coalesce((SELECT sum(array_length(positions, "
+                            f"1)) FROM unnest(tsv)), 0) WHERE id = ANY(%s)", (ids,))
+                cur.execute(f"INSERT INTO {s}.postings "
+                            f"SELECT u.lexeme, p.id, array_length(u.positions, 1), p.n_terms "
+                            f"FROM {s}.passages p, unnest(p.tsv) u WHERE p.id = ANY(%s)", (ids,))
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -378,7 +379,7 @@ class PgRetriever:
         self.index = store
         self.embedder = embedder
         self.mode = mode
-        self.top_k = top_k
+        self.top_k = check_top_k(top_k)
         self.merge = merge
         self.sentence_weight = float(sentence_weight)
 
@@ -391,13 +392,8 @@ class PgRetriever:
         """The ``top_k`` hits for ``query``, as ``qa.retrieve.Retriever.retrieve`` gives them."""
         import numpy as np
 
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a str, not {type(query).__name__}")
-        if not query.strip():
-            raise ValueError("the query is empty: type some words to search for")
-        k = self.top_k if top_k is None else top_k
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"top_k must be a positive int, got {k!r}")
+        check_query(query)
+        k = self.top_k if top_k is None else check_top_k(top_k)
         n = CANDIDATE_FACTOR * k + CANDIDATE_EXTRA
         qvec = np.asarray(self.embedder.encode([query]), dtype=np.float32)[0]
         rows = self.index.candidates(qvec, query, n, sentence_weight=self.sentence_weight, mode=self.mode)

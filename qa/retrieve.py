@@ -84,11 +84,20 @@ def _stemmer() -> Any:
     return Stemmer.Stemmer(BM25_LANGUAGE)
 
 
-def _check_top_k(top_k: Any) -> int:
+def check_top_k(top_k: Any) -> int:
     """Return ``top_k`` if it is a positive int, else raise."""
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")
     return top_k
+
+
+def check_query(query: Any) -> str:
+    """Return ``query`` if it is a str with words in it, else raise."""
+    if not isinstance(query, str):
+        raise TypeError(f"query must be a str, not {type(query).__name__}")
+    if not query.strip():
+        raise ValueError("the query is empty: type some words to search for")
+    return query
 
 
 def merge_passages(parts: Sequence[Passage]) -> Passage:
@@ -152,7 +161,7 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.mode = mode
-        self.top_k = _check_top_k(top_k)
+        self.top_k = check_top_k(top_k)
         if not isinstance(merge, bool):
             raise TypeError(f"merge must be True or False, got {merge!r}")
         self.merge = merge
@@ -218,11 +227,8 @@ class Retriever:
         """
         import numpy as np
 
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a str, not {type(query).__name__}")
-        if not query.strip():
-            raise ValueError("the query is empty: type some words to search for")
-        k = self.top_k if top_k is None else _check_top_k(top_k)
+        check_query(query)
+        k = self.top_k if top_k is None else check_top_k(top_k)
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         self.warm_up()
