@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qa.sources import SUFFIXES, SourceError, collect_sources, is_url
+from qa.sources import SUFFIXES, SourceError, is_url
 
 #: Documents one session may hold.
 MAX_DOCUMENTS = 20
@@ -174,10 +174,7 @@ class Library:
                     write(dest)
                     found.documents[name] = dest
                     added.append(name)
-                    if progress:
-                        progress(f"Reading {name}…")
-                    collect_sources([dest])  # a clear SourceError for a bad file, before any indexing
-                self._rebuild(found, progress)
+                self._rebuild(found, progress)  # reading the new files raises SourceError naming a bad one
             except BaseException:
                 for name in added:
                     found.documents.pop(name).unlink(missing_ok=True)
