@@ -190,7 +190,7 @@ class Chatbot:
         log: Log | None = None,
         source_root: str | Path | None = None,
         database: str | None = None,
-        database_schema: str = "qa",
+        database_schema: str | None = None,
     ) -> None:
         if isinstance(sources, (str, Path)):
             sources = [sources]
@@ -215,7 +215,8 @@ class Chatbot:
         #: A PostgreSQL URL: the index lives there (``qa.pgstore``), shared with other processes. With
         #: no ``sources`` the database's corpus is used as it is (the bundled article when it is empty).
         self.database = database
-        #: The schema holding this corpus in ``database`` (``qa eval`` uses a temporary one).
+        #: The schema holding this corpus in ``database`` (None: ``qa.pgstore.DEFAULT_SCHEMA``; ``qa eval``
+        #: uses a temporary one).
         self.database_schema = database_schema
         self._sources_given = sources is not None
         self.sources: list[Path | str] = [  # web addresses stay strings (a Path would mangle them)
@@ -281,9 +282,9 @@ class Chatbot:
 
     def _database_retriever(self, embedder: Any, say: Log, *, rebuild: bool, progress_bar: bool) -> Any:
         """The retriever over the database; its corpus updated first when sources were given."""
-        from qa.pgstore import PgIndex, PgRetriever
+        from qa.pgstore import DEFAULT_SCHEMA, PgIndex, PgRetriever
 
-        store = PgIndex(url=self.database, schema=self.database_schema)
+        store = PgIndex(url=self.database, schema=self.database_schema or DEFAULT_SCHEMA)
         store.check(embedder)
         if self._sources_given or rebuild or store.meta() is None:
             texts = self._read_sources(say)
