@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import socket
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,26 @@ REPO = Path(__file__).resolve().parent.parent
 ARTICLE = REPO / "seeds" / "article.txt"
 SHARED_DATA = REPO.parent / "shared" / "data"
 _WORD = re.compile(r"\w+")
+
+
+def free_port() -> int:
+    """A free localhost port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served(bot: object) -> Iterator[tuple[object, str]]:
+    """``bot``'s app (``ui.app``) served in-process on a free localhost port: (demo, url); closed after."""
+    from ui.app import build_app, launch
+
+    demo = build_app(bot)
+    url = launch(demo, port=free_port(), out=lambda _line: None)
+    try:
+        yield demo, url
+    finally:
+        demo.close()
 
 
 class FakeEmbedder:

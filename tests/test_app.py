@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import FakeEmbedder, FakeReader, free_port, served
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
@@ -35,13 +35,6 @@ ANSWER_KEYS = {"question", "answer", "score", "start", "end", "source", "context
 PASSAGE_KEYS = {"id", "source", "start", "end", "text", "score", "page"}
 #: Anything in the server's output that talks about sharing / the tunnel.
 SHARE_WORDS = re.compile(r"share|tunnel|frpc|gradio\.live|public url", re.I)
-
-
-def free_port() -> int:
-    """A free localhost port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def client(url: str, **kwargs) -> Client:
@@ -89,13 +82,8 @@ class FakeBot:
 def fake_app():
     """(bot, demo, url) for an in-process app over a fake bot."""
     bot = FakeBot()
-    demo = build_app(bot)
-    lines: list[str] = []
-    url = launch(demo, port=free_port(), out=lines.append)
-    try:
+    with served(bot) as (demo, url):
         yield bot, demo, url
-    finally:
-        demo.close()
 
 
 def test_ask_endpoint_returns_answer_dict(fake_app):
@@ -363,20 +351,13 @@ def test_uploads_are_capped_and_monitoring_is_off(fake_app):
 @pytest.fixture
 def docs_app(tmp_path):
     """An app over a real Chatbot of the article with the fake models (documents can be added)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from conftest import FakeEmbedder, FakeReader
-
     from qa.chatbot import Chatbot
 
     bot = Chatbot(sources=[ARTICLE_PATH], index_dir=tmp_path / "index", embedder=FakeEmbedder(),
                   reader=FakeReader(), log=lambda m: None)
     bot.warm_up()
-    demo = build_app(bot)
-    url = launch(demo, port=free_port(), out=lambda _line: None)
-    try:
+    with served(bot) as (_, url):
         yield url
-    finally:
-        demo.close()
 
 
 def test_add_documents_then_ask_in_one_client_session_only(docs_app, tmp_path):

@@ -6,7 +6,6 @@ Set ``QA_SCREENSHOT=1`` to also write docs/screenshot.png (used by the README).
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -20,28 +19,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 ANSWER_TIMEOUT_MS = 120_000
 
 
-def free_port() -> int:
-    """A free localhost port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url():
     """The real app (real Chatbot over seeds/) served in-process on a free localhost port."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from conftest import served
+
     from qa.chatbot import Chatbot
-    from ui.app import build_app, launch
 
     bot = Chatbot()
     bot.warm_up()
-    demo = build_app(bot)
-    url = launch(demo, port=free_port(), out=lambda _line: None)
-    try:
+    with served(bot) as (_, url):
         yield url
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import FakeEmbedder, FakeReader
+from conftest import FakeEmbedder, FakeReader, free_port
 
 import qa.pgstore as pgstore
 from qa.chatbot import Chatbot
@@ -161,7 +161,6 @@ def test_eval_through_the_database_uses_a_schema_of_its_own_and_drops_it(pg_url:
 def test_two_qa_serve_processes_on_one_database_answer_alike_and_see_new_documents(pg_url: str,
                                                                                    tmp_path: Path) -> None:
     import os
-    import socket
     import subprocess
     import sys
     import time
@@ -180,9 +179,7 @@ def test_two_qa_serve_processes_on_one_database_answer_alike_and_see_new_documen
     assert done.returncode == 0, done.stderr
     servers, urls = [], []
     for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         servers.append(subprocess.Popen([*cli, "serve", "--port", str(port), "--database", pg_url], cwd=repo,
                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         urls.append(f"http://127.0.0.1:{port}/")
