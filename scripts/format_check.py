@@ -27,22 +27,29 @@ from qa.evaluate import exact_match, f1, load_squad  # noqa: E402
 QUESTIONS = REPO.parent / "shared" / "data" / "article_dev.json"
 
 
+def write_pdf(path: Path, paragraphs: list[str], *, per_page: int, font_size: int, line_height: int,
+              gap: int) -> None:
+    """A PDF of ``paragraphs``, ``per_page`` to a page (fpdf2's latin-1 core font)."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=font_size)
+    for i, para in enumerate(paragraphs):
+        if i % per_page == 0:
+            pdf.add_page()
+        pdf.multi_cell(0, line_height, para.encode("latin-1", "replace").decode("latin-1"))
+        pdf.ln(gap)
+    pdf.output(str(path))
+
+
 def write_formats(text: str, folder: Path) -> dict[str, Path]:
     """The article as .txt, .pdf and .docx files in ``folder``."""
     import docx
-    from fpdf import FPDF
 
     paragraphs = [p for p in text.split("\n\n") if p.strip()]
     txt = folder / "article.txt"
     txt.write_text(text, encoding="utf-8")
-    pdf = FPDF()
-    pdf.set_font("helvetica", size=11)
-    for i, para in enumerate(paragraphs):
-        if i % 4 == 0:
-            pdf.add_page()
-        pdf.multi_cell(0, 6, para.encode("latin-1", "replace").decode("latin-1"))
-        pdf.ln(4)
-    pdf.output(str(folder / "article.pdf"))
+    write_pdf(folder / "article.pdf", paragraphs, per_page=4, font_size=11, line_height=6, gap=4)
     document = docx.Document()
     for para in paragraphs:
         document.add_paragraph(para)
@@ -73,23 +80,13 @@ def score(path: Path, items: list, index_dir: Path) -> dict[str, float]:
 
 def time_large_pdf(pages: int, folder: Path) -> dict[str, float]:
     """Seconds to add a ``pages``-page PDF to a session (``qa.library``) and answer one question from it."""
-    from fpdf import FPDF
-
     from qa.library import Library
 
     data = json.loads((REPO.parent / "shared" / "data" / "squad" / "squad-v1.1-dev-40.json")
                       .read_text(encoding="utf-8"))
-    paragraphs = [p["context"] for a in data["data"] for p in a["paragraphs"]]
-    pdf = FPDF()
-    pdf.set_font("helvetica", size=10)
-    chars = 0
-    for i in range(pages):
-        pdf.add_page()
-        for para in paragraphs[3 * i:3 * i + 3]:
-            pdf.multi_cell(0, 5, para.encode("latin-1", "replace").decode("latin-1"))
-            pdf.ln(3)
-            chars += len(para)
-    pdf.output(str(folder / "large.pdf"))
+    paragraphs = [p["context"] for a in data["data"] for p in a["paragraphs"]][:3 * pages]
+    write_pdf(folder / "large.pdf", paragraphs, per_page=3, font_size=10, line_height=5, gap=3)
+    chars = sum(len(p) for p in paragraphs)
     base = Chatbot(index_dir=folder / "base-index", log=lambda m: None)
     base.warm_up()
     library = Library(base=base, root=folder / "sessions")
