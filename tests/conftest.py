@@ -20,7 +20,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 #: Tests never touch the user's own index: the default index folder is a fresh one for each run (and
 #: for the ``qa`` processes the tests start, which inherit it).
-os.environ["QA_INDEX_DIR"] = os.path.join(tempfile.mkdtemp(prefix="qa-tests-"), "index")
+_RUN_DIR = tempfile.mkdtemp(prefix="qa-tests-")
+os.environ["QA_INDEX_DIR"] = os.path.join(_RUN_DIR, "index")
+#: ... and export models to ONNX afresh into their own cache (once per run, shared by its processes).
+os.environ["QA_CACHE_DIR"] = os.path.join(_RUN_DIR, "cache")
 
 REPO = Path(__file__).resolve().parent.parent
 ARTICLE = REPO / "seeds" / "article.txt"

@@ -76,18 +76,18 @@ def test_model_folder_path_works_and_bad_model_is_a_clear_error(tmp_path) -> Non
 
 
 @pytest.mark.slow
-def test_fast_path_gives_the_sentence_transformers_vectors(embedder: Embedder) -> None:
-    from qa.embed import _FastModel, fast_path_settings
+def test_onnx_path_gives_the_sentence_transformers_vectors(embedder: Embedder) -> None:
+    from qa.embed import _OnnxModel, fast_path_settings
 
-    assert isinstance(embedder._model, _FastModel)  # the bundled MiniLM takes the fast path
+    assert isinstance(embedder._model, _OnnxModel)  # the bundled MiniLM runs on ONNX Runtime
     assert fast_path_settings(resolve_model_path(DEFAULT_EMBEDDING_MODEL)) == {"max_seq_length": 256}
     texts = ["  Turkey buys engines. ", "By Dorian Jones", "word " * 400, "x"]
     st = Embedder(backend="sentence-transformers", batch_size=2)
     a, b = embedder.encode(texts), st.encode(texts)
-    assert not isinstance(st._model, _FastModel)
+    assert not isinstance(st._model, _OnnxModel)
     assert np.abs(a - b).max() < 1e-5
     with pytest.raises(ValueError, match="backend"):
-        Embedder(backend="onnx")
+        Embedder(backend="torch")
 
 
 def test_other_pooling_takes_sentence_transformers(tmp_path) -> None:
