@@ -108,9 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where embedded bench vectors are cached by text SHA-256")
     p.add_argument("--model", default=None, help="embedding model (default all-MiniLM-L6-v2)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice; 1 can be faster on a busy machine)")
+                   help="ONNX Runtime threads per session (default: one per core; sets QA_THREADS)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--report", default=None, metavar="MD",
+                   help="also write the figures as a Markdown report with plots (and a .json beside it), "
+                        "e.g. docs/benchmarks.md")
     return p
 
 
@@ -546,16 +549,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     progress = not args.quiet
-    import torch
+    from qa import ort
 
     if args.threads is not None:
-        torch.set_num_threads(args.threads)
+        os.environ[ort.THREADS_ENV] = str(args.threads)  # read by every session, and by cold `qa ask`
     t0 = time.perf_counter()
     embedder = Embedder(model=args.model or DEFAULT_EMBEDDING_MODEL)
     embedder.warm_up()
     result: dict[str, Any] = {"model": embedder.name, "dim": embedder.dim, "exact_max": EXACT_MAX,
                               "model_load_seconds": round(time.perf_counter() - t0, 2)}
-    result["torch_threads"] = torch.get_num_threads()
+    result["threads"] = ort.threads() or os.cpu_count()
     cache = VectorCache(Path(args.cache_dir), embedder, desc="Embedding (bench cache)")
     cache.load()
     say(f"bench cache: {len(cache.vectors):,} vectors in {cache.folder}")
@@ -604,7 +607,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _print_human(r: dict[str, Any]) -> None:
     """The results as readable lines."""
     print(f"model {r['model']} (dim {r['dim']}), loaded in {r['model_load_seconds']} s, "
-          f"torch threads {r['torch_threads']}")
+          f"threads {r['threads']}")
     if "seed_article" in r:
         s = r["seed_article"]
         print(f"seed article: {s['passages']} passages indexed in {s['index_seconds']} s "
@@ -668,11 +671,22 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--answers and --cold-runs must be 0 or more")
     if args.threads is not None and args.threads < 1:
         build_parser().error("--threads must be at least 1")
+    if args.report and not args.report.endswith(".md"):
+        build_parser().error(f"--report takes a Markdown path ending in .md, got {args.report!r}")
     result = run(args)
     if args.json:
         print(json.dumps(result))
     else:
         _print_human(result)
+    if args.report:
+        from qa import report
+
+        path = Path(args.report)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report.write(path, title="Benchmarks", kind="bench", result=result,
+                     sections=report.bench_sections(result, path),
+                     command=["qa", "bench", *(argv if argv is not None else sys.argv[1:])])
+        print(f"report: {path}", file=sys.stderr)
     return 0
 
 

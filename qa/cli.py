@@ -23,7 +23,7 @@ from qa.sources import is_url
 
 #: Subcommands whose arguments the named module parses itself.
 DELEGATED = {"bench": "qa.bench", "compare-readers": "qa.compare", "train-reader": "qa.train",
-             "calibrate-reader": "qa.calibrate"}
+             "calibrate-reader": "qa.calibrate", "report": "qa.report"}
 
 DATABASE_HELP = ("a PostgreSQL URL (postgresql://user@host/db, pgvector installed) to keep the index in, "
                  "shared with other qa processes; default: the QA_DATABASE_URL variable, else the local "
@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     _reader_args(p)
     _floor_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--report", default=None, metavar="MD",
+                   help="also write the figures as a Markdown report (and a .json beside it; with "
+                        "--calibration, the reliability diagram as a PNG), e.g. docs/eval-squad2.md")
 
     for name, module in DELEGATED.items():
         sub.add_parser(name, help=f"see `qa {name} --help` ({module})", add_help=False)
@@ -217,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
         if args.database and (args.reader_only or args.calibration):
             raise ValueError("--database evaluates the whole pipeline: leave out --reader-only and "
                              "--calibration")
+        if args.report and not args.report.endswith(".md"):
+            raise ValueError(f"--report takes a Markdown path ending in .md, got {args.report!r}")
         if args.plot and not args.calibration:
             raise ValueError("--plot draws the reliability diagram of --calibration N: add --calibration")
         if args.calibration:
@@ -242,6 +247,18 @@ def run(args: argparse.Namespace) -> int:
         else:
             for key, value in result.items():
                 print(f"{key:>20}: {value}")
+        if args.report:
+            from qa import report
+
+            what = ("calibration" if args.calibration else "reader only" if args.reader_only
+                    else "whole pipeline")
+            title = f"{Path(args.file).name}, {what}"
+            path = Path(args.report)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            report.write(path, title=title, kind="eval", result=result,
+                         sections=report.eval_sections(result, title, path),
+                         command=["qa", *args.argv])
+            print(f"report: {path}", file=sys.stderr)
         return 0
     raise ValueError(f"unknown command {args.command!r}")
 
@@ -265,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return int(importlib.import_module(DELEGATED[argv[0]]).main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command line, for reports
     try:
         return run(args)
     except (ValueError, TypeError, OSError, RuntimeError) as exc:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.evaluate import EvalItem, exact_match, f1, load_squad
-from qa.read import DEFAULT_READER, MAX_ANSWER_TOKENS, MAX_LENGTH, PRECISIONS, STRIDE
+from qa.read import BACKENDS, DEFAULT_READER, MAX_ANSWER_TOKENS, MAX_LENGTH, PRECISIONS, STRIDE
 from qa.schema import Passage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,8 +27,9 @@ ARTICLE_PASSAGES = 3
 #: SQuAD validation questions timed and scored, drawn with SAMPLE_SEED.
 DEFAULT_QUESTIONS = 300
 SAMPLE_SEED = 13
-#: Our reader's precisions to run (each its own row); Haystack's runs in float32.
-DEFAULT_PRECISIONS = ("auto", "bfloat16", "float32")
+#: Our reader's engines and precisions to run, "backend:precision" (each its own row); Haystack's runs
+#: transformers in float32.
+DEFAULT_READERS = ("onnx:float32", "onnx:int8", "transformers:float32")
 
 _WORD = re.compile(r"\w+")
 
@@ -75,11 +76,12 @@ def squad_inputs(path: Path, n: int) -> list[tuple[EvalItem, list[Passage]]]:
             for it in items]
 
 
-def ours(model: Path | str, precision: str = "auto") -> tuple[ReadFn, Callable[[], None]]:
-    """Our Reader at ``precision`` as (read function, warm-up)."""
+def ours(model: Path | str, precision: str = "auto",
+         backend: str = "auto") -> tuple[ReadFn, Callable[[], None]]:
+    """Our Reader on ``backend`` at ``precision`` as (read function, warm-up)."""
     from qa.read import Reader
 
-    reader = Reader(model=model, precision=precision)
+    reader = Reader(model=model, precision=precision, backend=backend)
 
     def read(question: str, passages: list[Passage]) -> tuple[str | None, str | None]:
         spans = reader.read(question, passages)
@@ -150,18 +152,28 @@ def run_inputs(read: ReadFn, inputs: list[tuple[EvalItem, list[Passage]]]) -> di
     }
 
 
-def _row_name(precision: str) -> str:
-    """Report row of our reader at ``precision`` ("ours" for the default)."""
-    return "ours" if precision == "auto" else f"ours-{precision}"
+def parse_readers(text: str) -> list[tuple[str, str]]:
+    """``"onnx:float32,transformers:int8"`` as [(backend, precision)]; ValueError naming what is wrong."""
+    specs = []
+    for item in (x.strip() for x in text.split(",")):
+        backend, _, precision = item.partition(":")
+        if backend not in BACKENDS or precision not in PRECISIONS:
+            raise ValueError(f"{item!r} is not BACKEND:PRECISION with a backend from {', '.join(BACKENDS)} "
+                             f"and a precision from {', '.join(PRECISIONS)}")
+        specs.append((backend, precision))
+    return specs
 
 
 def compare(model: Path | str, sets: dict[str, list[tuple[EvalItem, list[Passage]]]],
-            threads: int, precisions: Sequence[str] = DEFAULT_PRECISIONS) -> dict[str, Any]:
+            threads: int, readers_wanted: Sequence[str] = DEFAULT_READERS) -> dict[str, Any]:
     """Warm every reader up, then run each on every input set; return the report."""
     import torch
 
+    from qa import ort
+
     torch.set_num_threads(threads)
-    readers = {_row_name(pr): ours(model, pr) for pr in precisions}
+    os.environ[ort.THREADS_ENV] = str(threads)
+    readers = {f"ours-{b}-{pr}": ours(model, pr, b) for b, pr in parse_readers(",".join(readers_wanted))}
     readers["haystack"] = haystack(model)
     for read, warm_up in readers.values():
         warm_up()
@@ -190,9 +202,9 @@ def _print(report: dict[str, Any]) -> None:
             "speedup_mean"]
     for name, rows in report["sets"].items():
         print(f"\n{name} ({rows['haystack']['questions']} questions)")
-        print(f"{'reader':<15}" + "".join(f"{c:>14}" for c in cols))
+        print(f"{'reader':<26}" + "".join(f"{c:>14}" for c in cols))
         for r, row in rows.items():
-            print(f"{r:<15}" + "".join(f"{row.get(c, '-'):>14}" for c in cols))
+            print(f"{r:<26}" + "".join(f"{row.get(c, '-'):>14}" for c in cols))
     print("\nspeed-up = Haystack's time / ours. Notes: Haystack's reader has no maximum answer length (ours: "
           f"{MAX_ANSWER_TOKENS} tokens) and feeds no token_type_ids to the model; it abstains when its "
           "no-answer score (product of 1 - answer scores) beats the best answer, ours below its threshold.")
@@ -209,15 +221,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--article", default=str(DEFAULT_ARTICLE))
     p.add_argument("--article-questions", default=str(DEFAULT_ARTICLE_QUESTIONS))
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--precisions", default=",".join(DEFAULT_PRECISIONS),
-                   help=f"our reader's precisions, comma-separated (from {', '.join(PRECISIONS)})")
+    p.add_argument("--readers", default=",".join(DEFAULT_READERS),
+                   help=f"our reader's rows, comma-separated BACKEND:PRECISION (backends "
+                        f"{', '.join(BACKENDS)}; precisions {', '.join(PRECISIONS)})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     if args.questions < 1 or args.threads < 1:
         p.error("--questions and --threads must be positive")
-    precisions = [x.strip() for x in args.precisions.split(",") if x.strip()]
-    if not precisions or any(x not in PRECISIONS for x in precisions):
-        p.error(f"--precisions takes names from {', '.join(PRECISIONS)}, got {args.precisions!r}")
+    try:
+        wanted = [f"{b}:{pr}" for b, pr in parse_readers(args.readers)]
+    except ValueError as e:
+        p.error(f"--readers: {e}")
     model = Path(args.model) if Path(args.model).exists() else args.model
     if isinstance(model, Path) and not (model / "config.json").is_file():
         p.error(f"{model} is not a model folder: train one with `qa train-reader` or pass --model")
@@ -235,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             val = Path(tmp) / "validation.json"
             write_validation_file(val)
         sets["squad validation (reader-only, own paragraph)"] = squad_inputs(val, args.questions)
-    report = compare(model, sets, args.threads, precisions)
+    report = compare(model, sets, args.threads, wanted)
     if args.json:
         print(json.dumps(report))
     else:

@@ -168,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=540.0, help="seconds for the whole run")
     parser.add_argument("--startup-timeout", type=float, default=600.0, help="seconds for the app to start")
     parser.add_argument("--auth", default=None, help="USER:PASSWORD if the app requires a login")
+    parser.add_argument("--report", default=None, metavar="MD",
+                        help="also write the figures as a Markdown report (and a .json beside it)")
     args = parser.parse_args(argv)
     if args.users < 1 or args.questions < 1:
         parser.error("--users and --questions must be at least 1")
@@ -208,6 +210,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"latency:  p50 {percentile(lat, 50):.2f}s  p95 {percentile(lat, 95):.2f}s  "
           f"max {max(lat) if lat else math.nan:.2f}s")
     print(f"total:    {wall:.1f}s wall, throughput {tally.answered / wall:.2f} answers/s")
+    if args.report:
+        from qa import report
+
+        result = {"users": args.users, "questions_each": args.questions, "requests": total,
+                  "answered": tally.answered, "abstained": tally.abstained, "errors": len(tally.errors),
+                  "lost": len(tally.lost), "p50_s": round(percentile(lat, 50), 2),
+                  "p95_s": round(percentile(lat, 95), 2), "max_s": round(max(lat), 2) if lat else None,
+                  "wall_s": round(wall, 1), "answers_per_s": round(tally.answered / wall, 2)}
+        body = "## Figures\n\n" + report.table(["measure", "value"], report.scalars(result))
+        given = list(argv if argv is not None else sys.argv[1:])
+        path = report.write(args.report, title="Many users at once: the chat app's /ask API", kind="load",
+                            result=result, sections=[body],
+                            command=["python", "scripts/load_check.py", *given])
+        print(f"report: {path}")
     return 0 if not tally.lost and not tally.errors else 1
 
 

@@ -429,18 +429,18 @@ def test_compare_readers_runs_on_a_tiny_model(squad_file: Path, tmp_path: Path, 
     article.write_text(f"{CTX_A0}\n\n{CTX_A1}\n\n{CTX_B0}\n", encoding="utf-8")
     rc = main(["--model", str(tiny_model_dir), "--questions", "3", "--validation", str(squad_file),
                "--article", str(article), "--article-questions", str(squad_file), "--threads", "1",
-               "--precisions", "auto,int8", "--json"])
+               "--readers", "onnx:float32,onnx:int8", "--json"])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["readers"] == ["ours", "ours-int8", "haystack"]
+    assert report["readers"] == ["ours-onnx-float32", "ours-onnx-int8", "haystack"]
     assert len(report["sets"]) == 2
     for rows in report["sets"].values():
-        for name in ("ours", "ours-int8", "haystack"):
+        for name in ("ours-onnx-float32", "ours-onnx-int8", "haystack"):
             assert rows[name]["ms_p50"] > 0 and 0 <= rows[name]["f1"] <= 100
-        assert rows["ours"]["speedup_p50"] > 0 and "speedup_p50" not in rows["haystack"]
-        assert 0 <= rows["ours-int8"]["same_best_span_as_haystack"] <= 100
+        assert rows["ours-onnx-float32"]["speedup_p50"] > 0 and "speedup_p50" not in rows["haystack"]
+        assert 0 <= rows["ours-onnx-int8"]["same_best_span_as_haystack"] <= 100
     with pytest.raises(SystemExit):
-        main(["--model", str(tiny_model_dir), "--precisions", "fp8"])
+        main(["--model", str(tiny_model_dir), "--readers", "onnx:fp8"])
 
 
 def test_sample_questions_is_fixed_and_in_file_order(squad_file: Path) -> None:

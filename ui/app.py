@@ -22,7 +22,7 @@ user-facing message, so ``gradio_client`` raises ``gradio_client.exceptions.AppE
 never mistaken for an answer. (``answer`` is ``None`` when the article does not say.)
 
 Concurrency: every call into the bot (chat and ``/ask``) shares one concurrency group limited to
-``QA_CONCURRENCY`` (default 2) at a time. The reader runs in torch, which releases the GIL and
+``QA_CONCURRENCY`` (default 2) at a time. The reader runs in ONNX Runtime, which releases the GIL and
 already uses the machine's cores within one forward pass, so on a 2-core box two in flight overlap
 one question's Python work (tokenizing, retrieval, formatting) with another's model compute without
 thrashing; more would only lengthen every answer. Up to ``QA_MAX_QUEUE`` (default 64) further
