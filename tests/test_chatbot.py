@@ -405,3 +405,27 @@ def test_the_real_reader_answers_the_same_reading_in_rank_order_as_reading_every
                 and (early.passage_id, early.start, early.end) == (full.passage_id, full.start, full.end)
                 and abs(early.score - full.score) < 1e-3)
     assert cases == 60 and same == cases
+
+
+def test_the_reader_loads_beside_the_index_and_its_failure_reaches_the_caller(
+        tmp_path: Path, article_dir: Path, fake_embedder, fake_reader) -> None:
+    import threading
+
+    seen: list[str] = []
+
+    class Recording(type(fake_reader)):  # type: ignore[misc]
+        def warm_up(self) -> None:
+            seen.append(threading.current_thread().name)
+
+    bot = Chatbot(sources=[article_dir], index_dir=tmp_path / "i", embedder=fake_embedder, reader=Recording())
+    bot.warm_up()
+    assert seen == ["qa-warm-up"] and bot.ask("Who objected to the factory deal?").passages
+
+    class Broken(type(fake_reader)):  # type: ignore[misc]
+        def warm_up(self) -> None:
+            raise ValueError("reader model folder /nowhere not found")
+
+    bot = Chatbot(sources=[article_dir], index_dir=tmp_path / "j", embedder=fake_embedder, reader=Broken())
+    with pytest.raises(ValueError, match="/nowhere not found"):
+        bot.warm_up()
+    assert bot.retriever is None  # not half-ready: the next call tries again

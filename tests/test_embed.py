@@ -104,3 +104,29 @@ def test_other_pooling_takes_sentence_transformers(tmp_path) -> None:
     pooling.write_text(json.dumps(config))
     assert fast_path_settings(folder) is None
     assert fast_path_settings(tmp_path) is None  # not a sentence-transformers folder at all
+
+
+@pytest.mark.slow
+def test_warm_up_from_two_threads_loads_the_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    import qa.embed as embed_module
+
+    loads: list[int] = []
+    real = embed_module._OnnxModel
+
+    class Slow(real):  # type: ignore[misc,valid-type]
+        def __init__(self, *args, **kwargs) -> None:
+            loads.append(1)
+            time.sleep(0.3)  # both threads are inside warm_up meanwhile
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(embed_module, "_OnnxModel", Slow)
+    e = Embedder()
+    threads = [threading.Thread(target=e.warm_up) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(loads) == 1 and e.dim == 384
