@@ -18,16 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from qa.chunk import chunk_text
 from qa.index import (
-    DEFAULT_CHUNK_SETTINGS,
     EXACT_MAX,
     INDEX_FLAT,
     INDEX_HNSW,
     Index,
-    chunk_sources,
     index_type_for,
     make_faiss_index,
     sentence_units,
 )
+from qa.index_build import DEFAULT_CHUNK_SETTINGS, chunk_sources
 from qa.retrieve import MODES, Retriever
 from qa.schema import Passage
 from qa.vector_cache import VectorCache

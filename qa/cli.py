@@ -134,7 +134,7 @@ def _sources_for(args: argparse.Namespace, given: list[str] | None = None) -> li
     if getattr(args, "database", None):
         return None  # the database's own corpus (the bundled article when it is empty)
     folder = Path(args.index_dir)
-    from qa.index import recover_interrupted_swap, writer_lock
+    from qa.index_store import recover_interrupted_swap, writer_lock
 
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
     if not folder.is_dir() and folder.parent.is_dir():  # an interrupted write may have left it aside

@@ -19,7 +19,8 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from qa.index import chunk_sources, normalise_chunk_settings, passage_sentences
+from qa.index import passage_sentences
+from qa.index_build import chunk_sources, normalise_chunk_settings
 from qa.retrieve import (
     BM25_B,
     BM25_K1,

@@ -1,4 +1,4 @@
-"""PostgreSQL retrieval latency at corpus sizes beyond what this machine can embed in a session.
+"""PostgreSQL retrieval latency at corpus sizes beyond what this machine can embed in reasonable time.
 
 Run ``python scripts/pg_scale_check.py`` from the repository root. It starts a throwaway PostgreSQL
 (the ``pgserver`` wheel), writes N passages cut from the SQuAD contexts of ``../shared/data`` (their
@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from qa.bench import DEFAULT_DATA_DIR, load_contexts, load_questions, passage_pool  # noqa: E402
-from qa.index import chunk_sources, normalise_chunk_settings, passage_sentences  # noqa: E402
+from qa.index import passage_sentences  # noqa: E402
+from qa.index_build import chunk_sources, normalise_chunk_settings  # noqa: E402
 from qa.vector_cache import text_key  # noqa: E402
 
 

@@ -12,7 +12,9 @@ import pytest
 from conftest import FakeEmbedder
 
 import qa.index as qindex
-from qa.index import EXACT_MAX, FORMAT_VERSION, Index, IndexMismatchError, passage_sentences, sentence_units
+from qa import index_build, index_store
+from qa.index import EXACT_MAX, Index, passage_sentences, sentence_units
+from qa.index_store import FORMAT_VERSION, IndexMismatchError
 
 WORD = re.compile(r"\w+")
 
@@ -202,7 +204,7 @@ def test_crash_while_writing_keeps_the_old_index(tmp_path: Path, logs: list[str]
         (folder / "manifest.json").write_text("half-written")
         raise OSError("disk full")
 
-    monkeypatch.setattr(qindex, "_write_files", boom)
+    monkeypatch.setattr(index_store, "write_files", boom)
     with pytest.raises(OSError, match="disk full"):
         build(tmp_path, CountingEmbedder(), logs, {"a.txt": "Something else entirely."})
     assert {p.name: p.read_bytes() for p in (tmp_path / "idx").iterdir()} == before
@@ -297,13 +299,14 @@ KILL_AT_SWAP = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
 import qa.index as qindex
+import qa.index_store as store
 from conftest import FakeEmbedder
 real_rename = os.rename
 def rename(src, dst):
     real_rename(src, dst)
     if ".old-" in str(dst):  # the first rename of the swap is done: die before the second
         os.kill(os.getpid(), signal.SIGKILL)
-qindex.os.rename = rename
+store.os.rename = rename
 qindex.Index.build_or_load({{"a.txt": "Something else entirely. Gamma one."}}, {idx!r},
                            FakeEmbedder(name="fake-embedder", dim=32), log=lambda m: None)
 """
@@ -335,7 +338,7 @@ def test_an_interrupted_swap_without_a_finished_index_puts_the_old_one_back(tmp_
     build(tmp_path, CountingEmbedder(), logs)
     (tmp_path / "idx").rename(tmp_path / ".idx.old-12345678")
     (tmp_path / ".idx.tmp-abc").mkdir()  # a write that died early: not a complete index
-    assert qindex.recover_interrupted_swap(tmp_path / "idx", logs.append)
+    assert index_store.recover_interrupted_swap(tmp_path / "idx", logs.append)
     emb = CountingEmbedder()
     build(tmp_path, emb, logs)
     assert emb.calls == 0 and siblings(tmp_path) == ["idx"]
@@ -349,7 +352,7 @@ def test_a_second_writer_waits_for_the_first_and_says_so(tmp_path: Path, logs: l
     release = threading.Event()
 
     def first_writer() -> None:
-        with qindex.writer_lock(tmp_path / "idx", logs.append):
+        with index_store.writer_lock(tmp_path / "idx", logs.append):
             holding.set()
             release.wait(30)
 
@@ -400,6 +403,7 @@ import os, signal, sys
 sys.path.insert(0, {tests!r})
 from conftest import FakeEmbedder
 import qa.index as qindex
+import qa.index_build as build
 
 class DiesOnThirdCall(FakeEmbedder):
     def encode(self, texts):
@@ -407,7 +411,7 @@ class DiesOnThirdCall(FakeEmbedder):
             os.kill(os.getpid(), signal.SIGKILL)
         return super().encode(texts)
 
-qindex.EMBED_CHUNK = 8
+build.EMBED_CHUNK = 8
 qindex.Index.build_or_load({docs!r}, {idx!r}, DiesOnThirdCall(name="fake-embedder", dim=32),
                            log=lambda m: None)
 """
@@ -423,7 +427,7 @@ def test_a_build_killed_midway_resumes_from_the_vectors_it_embedded(tmp_path: Pa
     proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent, timeout=120)
     assert proc.returncode == -signal.SIGKILL
     assert not (tmp_path / "idx").exists() and (tmp_path / ".idx.partial").is_dir()
-    monkeypatch.setattr(qindex, "EMBED_CHUNK", 8)
+    monkeypatch.setattr(index_build, "EMBED_CHUNK", 8)
     emb = CountingEmbedder()
     index = build(tmp_path, emb, logs, MANY)
     total = len(texts_of(index))
@@ -443,7 +447,7 @@ def test_ctrl_c_keeps_the_work_and_says_so_and_rebuild_starts_afresh(tmp_path: P
                 raise KeyboardInterrupt
             return super().encode(texts)
 
-    monkeypatch.setattr(qindex, "EMBED_CHUNK", 8)
+    monkeypatch.setattr(index_build, "EMBED_CHUNK", 8)
     with pytest.raises(KeyboardInterrupt):
         build(tmp_path, Interrupted(name="fake-embedder", dim=32), logs, MANY)
     assert any("Interrupted: the 8 texts embedded so far are kept" in m for m in logs)

@@ -10,7 +10,7 @@ from conftest import FakeEmbedder, FakeReader, free_port
 
 import qa.pgstore as pgstore
 from qa.chatbot import Chatbot
-from qa.index import chunk_sources, normalise_chunk_settings
+from qa.index_build import chunk_sources, normalise_chunk_settings
 from qa.pgstore import DatabaseError, PgIndex, PgRetriever
 
 DOCS = {
