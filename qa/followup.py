@@ -6,7 +6,7 @@ third-person pronouns and "that <noun>" phrases with what they most likely point
 "she", a name from an earlier "who" answer or question; "they", the last short answer; "it", the last
 short answer unless a "who" question got it, else a name in the last question; "that foundation", the
 earlier name that contains "foundation". ``self_contained`` also fills in elliptical questions ("Why?")
-with the previous turn. Plain word rules, no model: ``qa eval CONVERSATIONS --json`` measures them
+with the last turn. Plain word rules, no model: ``qa eval CONVERSATIONS --json`` measures them
 (``followup_f1``), and ``python scripts/make_conversations.py DIR`` writes conversations from held-out
 SQuAD articles to measure them on.
 """
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 #: A question with at most this many words and an earlier turn is a follow-up ("And then?"):
-#: retrieval reads it together with the previous question.
+#: retrieval reads it together with the last question.
 FOLLOW_UP_MAX_WORDS = 3
 #: A follow-up with at most this many content words and no pronoun to resolve is elliptical ("Why?",
-#: "An alternative to what?"): the reader gets it with the previous question and answer appended.
+#: "An alternative to what?"): the reader gets it with the last question and answer appended.
 #: Measured by ``qa eval CONVERSATIONS --json`` (followup_f1).
 ELLIPSIS_MAX_WORDS = 1
 #: Words that carry no content of their own, for counting an elliptical question's words.
@@ -41,7 +41,7 @@ NEUTER = frozenset({"it", "its"})
 THING = PLURAL | NEUTER
 POSSESSIVE = frozenset({"his", "their", "its", "hers", "theirs"})
 DEMONSTRATIVE = frozenset({"that", "this", "these", "those"})
-#: Words that point back to an earlier turn (retrieval then reads the previous question too).
+#: Words that point back to an earlier turn (retrieval then reads the last question too).
 FOLLOW_UP_WORDS = PERSON | THING | DEMONSTRATIVE | frozenset(
     "there then such same one ones former latter".split()
 )

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 DEFAULT_TOP_K = 3
 MODES = ("hybrid", "dense", "lexical")
-#: Reciprocal-rank-fusion constant. 60 is the paper's default; 5 trusts each list's top ranks more and
-#: was chosen on the questions of the 30 training-split SQuAD articles (qa.train.split_squad) over all
-#: 1,726 paragraphs: recall@5 on the 10 held-out articles' questions 87.9 -> 90.0 (with BM25_K1/B: 90.5).
+#: Reciprocal-rank-fusion constant. The paper's default is 60; 5 trusts each list's top ranks more. Chosen
+#: on the questions of the 30 training-split SQuAD articles (qa.train.split_squad) over all 1,726
+#: paragraphs and checked on the 10 held-out articles' questions; ``qa bench --recall`` measures recall.
 RRF_K = 5
 #: Candidates taken from each retriever before fusion: CANDIDATE_FACTOR * top_k + CANDIDATE_EXTRA.
 CANDIDATE_FACTOR = 4
@@ -29,17 +29,17 @@ CANDIDATE_EXTRA = 10
 BM25_STOPWORDS = "en"
 BM25_LANGUAGE = "english"
 #: BM25 term-frequency saturation and length normalisation: Anserini's passage-retrieval defaults
-#: (bm25s defaults to 1.5 / 0.75; on the split above, held-out recall@5 90.0 -> 90.5).
+#: (bm25s's own are 1.5 / 0.75), checked on the held-out questions of the split above.
 BM25_K1 = 0.9
 BM25_B = 0.4
 #: Merge a candidate into a better-ranked hit of the same source when their text overlaps (consecutive
 #: passages share a sentence), so the top k hits are k distinct stretches of text, not near-copies.
-#: On squad-v1.1-dev-40 (``qa bench --recall``) hybrid recall@1/3/5 72.3/89.3/93.6 -> 74.1/90.7/94.5.
+#: ``qa bench --recall`` prints hybrid recall@1/3/5 on squad-v1.1-dev-40 with and without merging.
 MERGE_OVERLAPS = True
 #: Dense scoring: (1 - w) * the passage's cosine + w * the cosine of its best-matching sentence, computed
-#: for the dense and lexical candidates together (the index keeps a vector per sentence). On the
-#: training-split questions of squad-v1.1-dev-40 (qa.train.split_squad), hybrid recall@5 with merged hits
-#: 95.2 -> 95.6 (w = 0.5); 0 scores by whole passages only.
+#: for the dense and lexical candidates together (the index keeps a vector per sentence); 0 scores by
+#: whole passages only. 0.5 is chosen by hybrid recall@5 with merged hits on the training-split questions
+#: of squad-v1.1-dev-40 (qa.train.split_squad); ``qa bench --recall`` measures recall.
 SENTENCE_WEIGHT = 0.5
 
 

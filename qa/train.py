@@ -56,7 +56,7 @@ MIX: dict[str, float] = {
 UNANSWERABLE_RATE = 0.1
 #: Share of questions also paired with the paragraph of another document that BM25 ranks highest for
 #: them (and that does not contain the answer), labelled "no answer": the look-alike passages a real
-#: corpus offers. ``--hard-negatives`` sets it; 0 leaves the features as they were.
+#: corpus offers. ``--hard-negatives`` sets it; 0 adds none.
 HARD_NEGATIVE_RATE = 0.0
 #: Paragraphs BM25 offers per question for a hard negative (the first from another document is used).
 HARD_NEGATIVE_CANDIDATES = 10
@@ -653,7 +653,7 @@ def train(args: argparse.Namespace) -> None:
     for epoch in range(args.epochs):
         all_batches.extend(batches(feats, args.batch_size, random.Random(args.seed + epoch)))
     if args.skip:
-        # Continuing an earlier run from its saved weights: leave out the batches it already trained on.
+        # Continuing another run from its saved weights: leave out the batches it already trained on.
         all_batches = all_batches[args.skip :]
         print(f"skipping the first {args.skip} batches; {len(all_batches)} left", flush=True)
     total = min(len(all_batches), args.max_steps or len(all_batches))

@@ -5,7 +5,7 @@ Run ``python scripts/selection_check.py`` from the repository root. Every paragr
 questions from the 30 training-split articles and one from the 10 validation articles
 (``qa.train.split_squad``), the chatbot's retrieval gives the top passages and the reader each one's best
 span; the table is the whole-pipeline F1 of picking the span with the highest confidence * prior ** rank,
-for each prior (1.0 = confidence alone, 0.0 = the top passage only). ``qa.chatbot.RANK_PRIOR`` was
+for each prior (1.0 = confidence alone, 0.0 = the top passage only). ``qa.chatbot.RANK_PRIOR`` is
 chosen by the training-split F1 (see its comment).
 """
 

@@ -147,7 +147,7 @@ def build_app(bot: Chatbot, *, concurrency_limit: int = DEFAULT_CONCURRENCY,
         return getattr(request, "session_hash", None) or ""
 
     def show_question(message: str, chat: list[Message] | None) -> tuple[str, list[Message], str]:
-        """Step 1 (instant): echo the question in the chat, clear the box, remember what to ask."""
+        """First, at once (not queued): echo the question in the chat, clear the box, remember what to ask."""
         message = message or ""
         chat = list(chat or [])
         if message.strip():
@@ -156,7 +156,7 @@ def build_app(bot: Chatbot, *, concurrency_limit: int = DEFAULT_CONCURRENCY,
 
     def answer(pending: str, chat: list[Message] | None, asked: list[list[Any]] | None,
                request: gr.Request = None) -> tuple[list[Message], list[list[Any]]]:
-        """Step 2 (queued): ask the bot with this conversation's earlier questions and answers."""
+        """Then, queued: ask the bot with this conversation's earlier questions and answers."""
         asked = list(asked or [])
         html_reply, text, ok = _ask_safely(library.bot_for(session_of(request)), pending or "", asked)
         chat = [*(chat or []), _reply("assistant", html_reply)]
