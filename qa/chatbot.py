@@ -43,11 +43,12 @@ MAX_QUESTION_CHARS = 1000
 #: development questions 0.8 gives F1 61.20 against 72.97 at 0.6 (``qa eval
 #: ../shared/data/article_dev.json``): the SQuAD gain does not carry over to news text, so 0.6 stays.
 RANK_PRIOR = 0.6
-#: ``read_in_rank_order`` reads this many top passages together first, then one at a time while an
-#: unread one could still win. ``qa bench --sizes '' --answers 0 --cold-runs 0 --open-domain 200``
-#: (top 5 of all 1,726 SQuAD paragraphs, 2 threads): p50 175.6 ms, p95 383.5 ms, 2.33 passages read,
-#: against 328.3 / 510.1 ms reading every passage, the same answer 200 times of 200.
-FIRST_READ = 2
+#: ``read_in_rank_order`` reads this many top passages first, then one at a time while an unread one
+#: could still win. ONNX Runtime reads one window per call, so reading two together gains nothing:
+#: ``qa bench --sizes '' --answers 0 --cold-runs 0 --open-domain 200`` (top 5 of all 1,726 SQuAD
+#: paragraphs, 2 threads) gives p50 123.7 ms with 1 (1.97 passages read) and 163.0 ms with 2, against
+#: 302.2 ms reading every passage; the same answer 200 times of 200.
+FIRST_READ = 1
 #: ``min_similarity``: abstain when the chosen span's passage has a cosine similarity to the question
 #: below it. Off by default: the reader's own threshold does most of the work. On 500 held-out SQuAD
 #: questions asked with and without their article in the corpus (``python scripts/abstention_check.py``,
@@ -264,7 +265,7 @@ class Chatbot:
             reader = Reader(log=self.log) if reader is None else Reader(model=reader, log=self.log)
         embedder = self._embedder_arg or Embedder(log=self.log)
         # the models load in another thread while this one imports the retrieval libraries: ONNX Runtime
-        # builds its sessions without the GIL (`qa bench --cold-runs` times the whole start: 1.3 -> 1.0 s)
+        # builds its sessions mostly without the GIL (`qa bench --cold-runs 5` times the whole start)
         failed: list[BaseException] = []
         loading = threading.Thread(target=_warm, args=([embedder, reader], failed), name="qa-warm-up",
                                    daemon=True)
