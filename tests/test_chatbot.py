@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qa.chatbot import (
+    FIRST_READ,
     MAX_QUESTION_CHARS,
     RANK_PRIOR,
     Chatbot,
@@ -269,8 +270,9 @@ def test_ask_reads_passages_in_rank_order_and_keeps_the_readers_confidence(tmp_p
     fake_reader.read = spy
     bot = make_bot(tmp_path, article_dir, fake_embedder, fake_reader)
     answer = bot.ask("Who tried to buy the engine factory?")
-    assert calls[0] == {"top_n": 2, "per_passage": True}
-    assert all(kw == {"top_n": 1, "per_passage": True} for kw in calls[1:]) and len(calls) <= 2
+    assert calls[0] == {"top_n": FIRST_READ, "per_passage": True}
+    assert all(kw == {"top_n": 1, "per_passage": True} for kw in calls[1:])
+    assert sum(kw["top_n"] for kw in calls) <= len(answer.passages)
     spans = read("Who tried to buy the engine factory?", list(answer.passages), top_n=3, per_passage=True)
     assert answer.score == next(s.score for s in spans if s.text == answer.text)
 
@@ -367,7 +369,7 @@ def test_a_confident_top_passage_is_the_only_one_read() -> None:
     assert read_in_rank_order(doubtful, "q?", hits, first=1).passage_id == "d#1"
     assert doubtful.reads == [1, 1], "d#1 at 1.0 x prior beats anything below it"
     low = ScoredReader({h.id: 0.05 for h in hits})
-    assert read_in_rank_order(low, "q?", hits).passage_id == "d#0" and low.reads == [2, 1, 1, 1]
+    assert read_in_rank_order(low, "q?", hits, first=2).passage_id == "d#0" and low.reads == [2, 1, 1, 1]
     with pytest.raises(ValueError, match="first"):
         read_in_rank_order(reader, "q?", hits, first=0)
 
