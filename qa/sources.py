@@ -124,8 +124,21 @@ def _display_name(path: Path, root: Path | None = None) -> str:
         return absolute.as_posix()
 
 
+def page_text(html: str, name: str) -> str:
+    """An HTML file's main text (trafilatura drops menus, footers and banners), else all its visible text.
+
+    A short page, or one trafilatura finds no article in, is kept whole: the user chose the file.
+    """
+    from qa.formats import article_text
+
+    try:
+        return article_text(html, name)
+    except SourceError:
+        return html_to_text(html)
+
+
 def read_source(path: str | Path) -> str:
-    """Return the text of one source file (HTML converted to visible text, newlines normalised to LF)."""
+    """Return the text of one source file (HTML as its main text, newlines normalised to LF)."""
     if not isinstance(path, (str, Path)):
         raise TypeError(f"path must be a str or Path, not {type(path).__name__}")
     p = Path(path)
@@ -153,7 +166,7 @@ def read_source(path: str | Path) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     _check_not_binary(p, text)
     if p.suffix.lower() in HTML_SUFFIXES:
-        text = html_to_text(text)
+        text = page_text(text, str(p))
     if not text.strip():
         raise SourceError(f"{p}: empty (no text to answer from)")
     return text

@@ -157,3 +157,22 @@ def test_files_a_folder_holds_that_cannot_be_read_are_named_not_skipped_silently
     assert [Path(n).name for n in sources] == ["a.txt"]
     assert len(said) == 1 and "Skipped 1 file(s)" in said[0] and "slides.pptx" in said[0]
     assert ".hidden" not in said[0]
+
+
+def test_an_html_news_page_gives_its_article_without_menus_and_footer(tmp_path: Path) -> None:
+    article = ["The harbour board opened the new lighthouse on Kerrow Point on Monday, after two years "
+               "of work and a long argument about its cost.",
+               "Ann Tullis, who kept the old light for thirty years, switched the lamp on in front of a "
+               "crowd of several hundred people from the town.",
+               "The board said the lamp can be seen from twenty miles out to sea in clear weather."]
+    menu = "".join(f"<li><a href='/{w}'>{w.title()} section</a></li>" for w in ("news", "sport", "weather"))
+    body = "".join(f"<p>{p}</p>" for p in article)
+    f = tmp_path / "story.html"
+    f.write_text(f"<html><head><title>Lighthouse</title></head><body><nav><ul>{menu}</ul></nav>"
+                 "<div class='cookie'>We use cookies. Accept all cookies</div>"
+                 f"<main><article><h1>New light</h1>{body}</article></main>"
+                 "<footer>Copyright Kerrow Gazette. All rights reserved. Contact us</footer></body></html>",
+                 encoding="utf-8")
+    text = read_source(f)
+    assert all(p in text for p in article)
+    assert "Sport section" not in text and "All rights reserved" not in text
