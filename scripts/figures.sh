@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Re-measure every figure the README quotes: each command writes its report into docs/ (Markdown, a
+# JSON copy, plots), then `qa report` rewrites the README's figures table from those copies. Run the
+# steps one at a time on an otherwise idle machine (about 30 minutes on 2 cores); name steps to run
+# only those: bash scripts/figures.sh article load
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1
+DATA=../shared/data
+mkdir -p build docs
+VAL=build/squad-v1-validation.json
+VAL2=build/squad-v2-validation.json
+[ -f "$VAL" ] || python -m qa.train --write-validation "$VAL"
+[ -f "$VAL2" ] || python -m qa.train --write-validation "$VAL2" --squad2
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(article conversations squad1 squad2 calibration bench load)
+for step in "${steps[@]}"; do
+  echo "== $step" >&2
+  case "$step" in
+    article) qa eval "$DATA/article_dev.json" --report docs/eval-article.md ;;
+    conversations) qa eval "$DATA/article_conversations_dev.json" --report docs/eval-conversations.md ;;
+    squad1) qa eval "$VAL" --reader-only --report docs/eval-squad-v1.md ;;
+    squad2) qa eval "$VAL2" --reader-only --report docs/eval-squad-v2.md ;;
+    calibration) qa eval "$VAL2" --calibration 1527 --report docs/calibration.md ;;
+    bench) qa bench --sizes 1k,10k --recall --open-domain 200 --report docs/benchmarks.md ;;
+    load) python scripts/load_check.py --report docs/load.md ;;
+    *) echo "unknown step $step (article conversations squad1 squad2 calibration bench load)" >&2; exit 2 ;;
+  esac
+done
+qa report --readme README.md
+qa report --readme qa/reader_model/README.md docs/eval-squad-v1.json docs/eval-squad-v2.json \
+  docs/calibration.json docs/eval-article.json
