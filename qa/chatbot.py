@@ -202,6 +202,7 @@ class Chatbot:
         source_root: str | Path | None = None,
         database: str | None = None,
         database_schema: str | None = None,
+        sentence_vectors: bool = True,
     ) -> None:
         if isinstance(sources, (str, Path)):
             sources = [sources]
@@ -229,6 +230,10 @@ class Chatbot:
         #: The schema holding this corpus in ``database`` (None: ``qa.pgstore.DEFAULT_SCHEMA``; ``qa eval``
         #: uses a temporary one).
         self.database_schema = database_schema
+        if not isinstance(sentence_vectors, bool):
+            raise TypeError(f"sentence_vectors must be True or False, got {sentence_vectors!r}")
+        #: False: the local index embeds passages only (about half the work; a quick first index).
+        self.sentence_vectors = sentence_vectors
         self._sources_given = sources is not None
         self.sources: list[Path | str] = [  # web addresses stay strings (a Path would mangle them)
             s if is_url(s) else Path(s)
@@ -277,8 +282,8 @@ class Chatbot:
             texts = self._read_sources(say)
             say(f"Indexing {len(texts)} source(s) with {embedder.name}…")
             self.index = Index.build_or_load(
-                texts, self.index_dir, embedder, rebuild=rebuild, progress=progress_bar, log=self.log
-            )
+                texts, self.index_dir, embedder, rebuild=rebuild, progress=progress_bar, log=self.log,
+                sentences=self.sentence_vectors)
             retriever = Retriever(index=self.index, embedder=embedder, mode=self.mode, top_k=self.top_k)
         retriever.warm_up()
         say(f"Loading reader {getattr(reader, 'name', type(reader).__name__)}…")

@@ -75,6 +75,19 @@ def sentence_units(passages: Sequence[Passage]) -> tuple[list[str], np.ndarray]:
     return texts, np.asarray(rows, dtype=np.int64)
 
 
+def vector_units(passages: Sequence[Passage], *, sentences: bool = True) -> tuple[list[str], np.ndarray]:
+    """The texts embedded beside the passages, and where each passage's start (n + 1 rows).
+
+    The passages' sentences, or with ``sentences=False`` the passages themselves, one unit each: that
+    costs no embedding, since the passage vectors are reused.
+    """
+    import numpy as np
+
+    if sentences:
+        return sentence_units(passages)
+    return [p.text for p in passages], np.arange(len(passages) + 1, dtype=np.int64)
+
+
 class Index:
     """Passages, their unit vectors (and their sentences') and a FAISS inner-product index over them."""
 
@@ -181,9 +194,9 @@ class Index:
     @classmethod
     def build_or_load(cls, sources: dict[str, str], index_dir: str | Path, embedder: Embedder, *,
                       chunk_settings: dict | None = None, rebuild: bool = False, progress: bool = False,
-                      log: Log | None = None) -> Index:
+                      log: Log | None = None, sentences: bool = True) -> Index:
         """Load the index in ``index_dir`` if it matches ``sources``; else (re)build and save it."""
         from qa import index_build
 
         return index_build.build_or_load(sources, index_dir, embedder, chunk_settings=chunk_settings,
-                                         rebuild=rebuild, progress=progress, log=log)
+                                         rebuild=rebuild, progress=progress, log=log, sentences=sentences)

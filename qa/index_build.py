@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from qa import index_store
 from qa.chunk import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, DEFAULT_SENTENCES, chunk_text
-from qa.index import Index, make_faiss_index, sentence_units
+from qa.index import Index, make_faiss_index, vector_units
 from qa.schema import Passage
 from qa.vector_cache import VectorCache
 
@@ -64,15 +64,19 @@ def build(sources: dict[str, str], embedder: Embedder, *, chunk_settings: dict |
 
 
 def from_passages(sources: dict[str, str], passages: list[Passage], embedder: Embedder,
-                   settings: dict[str, int], store: VectorCache, progress: bool) -> Index:
-    """Embed what ``store`` lacks (saving it there as it goes) and assemble the index."""
+                  settings: dict[str, int], store: VectorCache, progress: bool, *,
+                  sentences: bool = True) -> Index:
+    """Embed what ``store`` lacks (saving it there as it goes) and assemble the index.
+
+    ``sentences=False``: the passages stand in for their sentences (nothing but the passages embedded).
+    """
     if not passages:
         raise ValueError("the sources hold no text to index")
-    sentences, sentence_rows = sentence_units(passages)
+    units, sentence_rows = vector_units(passages, sentences=sentences)
     embedded = store.embedded
-    both = store.get([p.text for p in passages] + sentences, progress=progress)
+    both = store.get([p.text for p in passages] + units, progress=progress)
     vectors, sentence_vectors = both[:len(passages)], both[len(passages):]
-    manifest = index_store.manifest(sources, embedder, settings, len(passages))
+    manifest = index_store.manifest(sources, embedder, settings, len(passages), sentences=sentences)
     index = Index(passages=passages, vectors=vectors, manifest=manifest,
                 faiss_index=make_faiss_index(vectors, manifest["index_type"]),
                 sentence_vectors=sentence_vectors, sentence_rows=sentence_rows)
@@ -89,8 +93,13 @@ def build_or_load(
     rebuild: bool = False,
     progress: bool = False,
     log: Log | None = None,
+    sentences: bool = True,
 ) -> Index:
-    """Load the index in ``index_dir`` if it matches ``sources``; else (re)build and save it."""
+    """Load the index in ``index_dir`` if it matches ``sources``; else (re)build and save it.
+
+    ``sentences=False`` builds without sentence vectors (about half the embedding): quick to make,
+    retrieval then scores passages by their own vector only.
+    """
     if not isinstance(index_dir, (str, Path)) or not str(index_dir):
         raise TypeError(f"index_dir must be a folder path, got {index_dir!r}")
     if not callable(getattr(embedder, "encode", None)):
@@ -101,7 +110,7 @@ def build_or_load(
     if not passages:
         raise ValueError("the sources hold no text to index")
     folder = Path(index_dir)
-    expected = index_store.manifest(sources, embedder, settings, len(passages))
+    expected = index_store.manifest(sources, embedder, settings, len(passages), sentences=sentences)
     if not rebuild:
         found = load_if_current(folder, expected, passages, None)
         if found is not None:
@@ -124,7 +133,7 @@ def build_or_load(
             if resumed:
                 say(f"Resuming an interrupted build: {resumed:,} texts were already embedded.")
         try:
-            index = from_passages(sources, passages, embedder, settings, store, progress)
+            index = from_passages(sources, passages, embedder, settings, store, progress, sentences=sentences)
         except KeyboardInterrupt:
             if store.embedded:
                 say(f"Interrupted: the {store.embedded:,} texts embedded so far are kept in "

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa.index import HNSW_EF_CONSTRUCTION, HNSW_M, INDEX_HNSW, Index, index_type_for, sentence_units
+from qa.index import HNSW_EF_CONSTRUCTION, HNSW_M, INDEX_HNSW, Index, index_type_for, vector_units
 from qa.schema import Passage
 from qa.sources import is_url
 from qa.vector_cache import text_key
@@ -54,8 +54,13 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def manifest(sources: dict[str, str], embedder: Embedder, settings: dict[str, int], n: int) -> dict:
-    """The manifest describing an index of these sources, model and settings."""
+def manifest(sources: dict[str, str], embedder: Embedder, settings: dict[str, int], n: int, *,
+             sentences: bool = True) -> dict:
+    """The manifest describing an index of these sources, model and settings.
+
+    ``sentences=False`` (an index whose passages stand in for their sentences) is recorded as
+    ``"sentences": false``; a full index has no such key.
+    """
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "embedding": {"model": embedder.name, "dim": int(embedder.dim)},
@@ -66,6 +71,8 @@ def manifest(sources: dict[str, str], embedder: Embedder, settings: dict[str, in
     }
     if manifest["index_type"] == INDEX_HNSW:
         manifest["hnsw"] = {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
+    if not sentences:
+        manifest["sentences"] = False
     manifest["inputs"] = [name if is_url(name) else Path(os.path.abspath(name)).as_posix()
                           for name in sorted(sources)]  # files by absolute path, web pages by URL
     return manifest
@@ -90,9 +97,9 @@ def staleness(found: dict, expected: dict) -> str | None:
                 shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
                 parts.append(f"{label} {shown}")
         return "is stale (sources " + "; ".join(parts) + ")"
-    for key in expected:
-        if key != "inputs" and found.get(key) != expected[key]:
-            return f"is stale ({key} is {found.get(key)!r}, expected {expected[key]!r})"
+    for key in sorted(set(expected) | set(found)):
+        if key != "inputs" and found.get(key) != expected.get(key):
+            return f"is stale ({key} is {found.get(key)!r}, expected {expected.get(key)!r})"
     return None
 
 
@@ -127,7 +134,7 @@ def write_files(index: Index, folder: Path) -> None:
     np.save(folder / SENTENCE_VECTORS_FILE,
             np.ascontiguousarray(index.sentence_vectors, dtype=np.float32), allow_pickle=False)
     np.save(folder / SENTENCE_ROWS_FILE, np.asarray(index.sentence_rows, dtype=np.int64), allow_pickle=False)
-    sentences, _ = sentence_units(index.passages)
+    sentences, _ = vector_units(index.passages, sentences=index.manifest.get("sentences", True))
     keys = {"model": index.manifest["embedding"]["model"], "dim": index.manifest["embedding"]["dim"],
             "keys": [text_key(p.text) for p in index.passages],
             "sentence_keys": [text_key(t) for t in sentences]}

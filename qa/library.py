@@ -3,6 +3,11 @@
 The app keys sessions by Gradio's session hash: a browser tab, or one ``gradio_client.Client``. Each
 session's files and index live in a temporary folder that is deleted when the session ends or has
 been idle for ``IDLE_SECONDS``; a session without documents is answered by the configured chatbot.
+
+Added documents are indexed in two steps so that answering starts early: first their passages alone
+(the passage vectors stand in for sentence vectors), then, in a background thread, the full index
+with a vector per sentence, which replaces the first one when it is ready (``python
+scripts/format_check.py`` times a 20-page PDF to its first answer).
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ class _Session:
     bot: Any = None
     used: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Counts rebuilds: a background refinement only replaces the chatbot it was started for.
+    generation: int = 0
+    refining: threading.Thread | None = None
 
 
 def _safe_name(name: str, fallback: str) -> str:
@@ -53,7 +61,8 @@ class Library:
     """Per-session documents and chatbots that share one embedder and one reader."""
 
     def __init__(self, *, base: Any, root: str | Path | None = None, max_documents: int = MAX_DOCUMENTS,
-                 max_passages: int = MAX_PASSAGES, idle_seconds: float = IDLE_SECONDS) -> None:
+                 max_passages: int = MAX_PASSAGES, idle_seconds: float = IDLE_SECONDS,
+                 refine: bool = True) -> None:
         if not hasattr(base, "ask") or not hasattr(base, "warm_up"):
             raise TypeError("base must be a qa.chatbot.Chatbot (the corpus a session without documents uses)")
         for label, value in (("max_documents", max_documents), ("max_passages", max_passages)):
@@ -64,6 +73,8 @@ class Library:
         self.max_documents = max_documents
         self.max_passages = max_passages
         self.idle_seconds = float(idle_seconds)
+        #: Whether a passages-only index is followed by the full one in the background.
+        self.refine = bool(refine)
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
 
@@ -130,12 +141,21 @@ class Library:
             found.documents.pop(name).unlink(missing_ok=True)
             self._rebuild(found, progress)
 
+    def wait(self, session: str, timeout: float | None = None) -> None:
+        """Wait until the session's full index is in place (its background refinement has finished)."""
+        found = self._sessions.get(session)
+        thread = found.refining if found is not None else None
+        if thread is not None:
+            thread.join(timeout)
+
     def end(self, session: str) -> None:
         """Forget a session and delete its files and index."""
         with self._lock:
             found = self._sessions.pop(session, None)
         if found is not None:
-            shutil.rmtree(found.folder, ignore_errors=True)
+            with found.lock:  # a background refinement finishes first (it writes into the folder)
+                found.generation += 1
+                shutil.rmtree(found.folder, ignore_errors=True)
 
     def sweep(self) -> None:
         """End the sessions idle for longer than ``idle_seconds``."""
@@ -194,21 +214,48 @@ class Library:
         return name
 
     def _rebuild(self, found: _Session, progress: Log | None) -> None:
-        """A chatbot over the session's documents (None when it has none), sharing the base's models."""
-        from qa.chatbot import Chatbot
+        """A chatbot over the session's documents (None when it has none), sharing the base's models.
 
+        Call it holding ``found.lock``. The chatbot first indexes passages only; a background thread
+        then builds the full index and swaps it in (``refine``).
+        """
+        found.generation += 1
         if not found.documents:
             found.bot = None
             return
-        base = self.base
-        base.warm_up()
-        bot = Chatbot(sources=list(found.documents.values()), index_dir=found.folder / "index",
-                      reader=base.reader, embedder=base.retriever.embedder, top_k=base.top_k, mode=base.mode,
-                      min_similarity=base.min_similarity, log=progress or (lambda m: None),
-                      source_root=found.folder / "docs")
+        bot = self._chatbot(found, progress, sentence_vectors=not self.refine)
         bot.warm_up(progress=progress)
         passages = len(bot.index.passages)
         if passages > self.max_passages:
             raise SourceError(f"these documents make {passages:,} passages; a session holds at most "
                               f"{self.max_passages:,}: remove a document or add a shorter one")
         found.bot = bot
+        if self.refine:
+            # not a daemon: a process that exits lets it finish rather than killing it inside ONNX Runtime
+            found.refining = threading.Thread(target=self._refine, args=(found, found.generation),
+                                              name="qa-session-refine")
+            found.refining.start()
+
+    def _chatbot(self, found: _Session, progress: Log | None, *, sentence_vectors: bool) -> Any:
+        """A chatbot (not loaded) over the session's documents with the base's models and settings."""
+        from qa.chatbot import Chatbot
+
+        base = self.base
+        base.warm_up()
+        return Chatbot(sources=list(found.documents.values()), index_dir=found.folder / "index",
+                       reader=base.reader, embedder=base.retriever.embedder, top_k=base.top_k, mode=base.mode,
+                       min_similarity=base.min_similarity, log=progress or (lambda m: None),
+                       source_root=found.folder / "docs", sentence_vectors=sentence_vectors)
+
+    def _refine(self, found: _Session, generation: int) -> None:
+        """Build the full index (a vector per sentence) and swap it in, unless the documents changed."""
+        with found.lock:  # an addition waits for this; questions go on being answered meanwhile
+            if found.generation != generation or found.bot is None:
+                return
+            try:
+                bot = self._chatbot(found, None, sentence_vectors=True)
+                bot.warm_up()
+            except Exception:  # the session ended (its folder deleted) or a file changed: keep the first
+                return
+            if found.generation == generation:
+                found.bot = bot

@@ -87,3 +87,23 @@ def test_idle_sessions_are_ended(library: Library, tmp_path: Path):
     library.idle_seconds = -1.0
     library.sweep()
     assert "s" not in library._sessions and not folder.exists()
+
+
+def test_answers_start_on_passages_and_the_full_index_replaces_them(library: Library, tmp_path: Path):
+    notes = tmp_path / "mill.txt"
+    notes.write_text(f"{MILL} The miller sells flour on Saturdays. Children visit it.", encoding="utf-8")
+    quick_library = Library(base=library.base, root=tmp_path / "quick", refine=False)
+    quick_library.add_files("s", [notes])
+    assert quick_library.bot_for("s").index.manifest.get("sentences", True) is True  # no refining: full
+
+    library.add_files("alice", [notes])
+    first = library.bot_for("alice")
+    assert "Anna Berg" in first.ask("Who built the mill?").text  # answering before the full index
+    library.wait("alice")
+    full = library.bot_for("alice")
+    assert first.index.manifest.get("sentences") is False and full is not first
+    assert "sentences" not in full.index.manifest and len(full.index.sentence_vectors) > len(full.index)
+    assert full.ask("Who built the mill?").text == first.ask("Who built the mill?").text
+    library.add_text("alice", "Pasted: the bridge opened in 2001.")
+    library.wait("alice")
+    assert len(library.bot_for("alice").index.passages) > len(full.index.passages)
