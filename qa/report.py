@@ -186,10 +186,23 @@ def _load_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
              f"p50 {r['p50_s']} s, p95 {r['p95_s']} s")]
 
 
+def _formats_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Headline figures of a ``scripts/format_check.py`` result."""
+    rows = [("the article's questions from its text / PDF / Word file",
+             " / ".join(f"F1 {r[k]['f1']}" for k in ("txt", "pdf", "docx") if k in r))]
+    u = r.get("upload")
+    if u:
+        rows.append((f"a {u['pages']}-page PDF added in the chat window",
+                     f"first answer after {u['seconds_to_first_answer']} s, "
+                     f"full index after {u.get('seconds_to_full_index')} s"))
+    return rows
+
+
 def headline(data: dict[str, Any], link: str) -> list[tuple[str, str, str]]:
     """(figure, value, source) rows a report contributes to the README table."""
     kind, r = data.get("kind"), data.get("result") or {}
     rows = (_bench_rows(r) if kind == "bench" else _load_rows(r) if kind == "load"
+            else _formats_rows(r) if kind == "formats"
             else _eval_rows(r, data.get("title", "")) if kind == "eval" else [])
     return [(name, str(value), f"[{Path(link).stem}]({link})") for name, value in rows]
 
