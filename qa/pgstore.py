@@ -3,7 +3,7 @@
 Tables (in one schema, ``qa`` by default): ``meta`` (schema version, embedding model and size, chunk
 settings), ``sources`` (name, SHA-256 of the text), ``passages`` (offsets, text and its SHA-256,
 vector, a stored English ``tsvector``), ``sentences`` (a vector per sentence, with its text's SHA-256;
-with the passages', the embedding cache), and BM25's ``postings`` (stem, passage, count), ``terms``
+with the passages', the embedding cache), and BM25's ``postings`` (stem, passage, count, weight), ``terms``
 (document frequencies) and ``stats``. Dense candidates come from an HNSW cosine index, lexical ones
 are scored by BM25 from the postings (PostgreSQL's own ``ts_rank_cd`` is not BM25); one SQL statement
 re-scores them with the best sentence and fuses them by reciprocal rank, and
@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 
     from qa.embed import Embedder
 
-SCHEMA_VERSION = 1
+#: 2: postings carry a BM25 weight and are read best first, at most ``POSTINGS_PER_TERM`` per stem.
+SCHEMA_VERSION = 2
 DEFAULT_SCHEMA = "qa"
 #: Full-text search configuration: PostgreSQL's English stemmer and stop words.
 TEXT_SEARCH = "english"
@@ -51,10 +52,30 @@ TEXT_SEARCH = "english"
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 100
+#: Lexical candidates: per query stem, the postings of highest BM25 weight read (then scored exactly
+#: with the current corpus statistics). A stem in more passages than this is cut to its strongest ones,
+#: which bounds the work per question at any corpus size. ``qa bench --recall --database URL`` measures
+#: recall (squad-dev-40: the same as the exact scan) and ``python scripts/pg_scale_check.py`` latency.
+POSTINGS_PER_TERM = 500
+#: The passage length (stems) a posting's stored weight assumes: it only orders a stem's postings.
+WEIGHT_REFERENCE_TERMS = 40
 #: Rows per COPY batch when writing passages and sentences.
 COPY_BATCH = 1000
 
 Log = Callable[[str], None]
+
+
+def _configure(conn: Any) -> None:
+    """Session settings for retrieval: HNSW's search breadth, no JIT, a plan made for each question.
+
+    The retrieval statement's estimated cost is high enough for PostgreSQL to JIT-compile it on every
+    call, which costs milliseconds and saves nothing on a statement that runs for a few; and once
+    psycopg prepares the repeated statement, a generic plan (blind to the mode and limits passed)
+    would take twice as long as one planned for the values (``python scripts/pg_scale_check.py``).
+    """
+    conn.execute(f"SET hnsw.ef_search = {HNSW_EF_SEARCH}")
+    conn.execute("SET jit = off")
+    conn.execute("SET plan_cache_mode = force_custom_plan")
 
 
 class DatabaseError(RuntimeError):
@@ -103,12 +124,12 @@ class PgIndex:
         except psycopg.Error as e:
             # another process may have created it at the same moment
             if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is not None:
-                conn.execute(f"SET hnsw.ef_search = {HNSW_EF_SEARCH}")
+                _configure(conn)
                 return conn
             conn.close()
             raise DatabaseError("the database has no pgvector extension (CREATE EXTENSION vector failed: "
                                 f"{str(e).strip()[:160]}); install pgvector") from e
-        conn.execute(f"SET hnsw.ef_search = {HNSW_EF_SEARCH}")
+        _configure(conn)
         return conn
 
     def _shared(self) -> Any:
@@ -170,12 +191,12 @@ class PgIndex:
         # BM25's postings: each stem of each passage with its count, for a lookup by stem
         conn.execute(f"CREATE TABLE {s}.postings (lexeme text NOT NULL, passage bigint NOT NULL "
                      f"REFERENCES {s}.passages(id) ON DELETE CASCADE, tf integer NOT NULL, "
-                     f"n_terms integer NOT NULL)")
+                     f"n_terms integer NOT NULL, weight real NOT NULL)")
         conn.execute(f"CREATE INDEX ON {s}.passages (source)")
         conn.execute(f"CREATE INDEX ON {s}.passages (key)")
         conn.execute(f"CREATE INDEX ON {s}.sentences (passage)")
         conn.execute(f"CREATE INDEX ON {s}.sentences (key)")
-        conn.execute(f"CREATE INDEX ON {s}.postings (lexeme) INCLUDE (passage, tf, n_terms)")
+        conn.execute(f"CREATE INDEX ON {s}.postings (lexeme, weight DESC) INCLUDE (passage, tf, n_terms)")
         conn.execute(f"CREATE INDEX ON {s}.postings (passage)")
         meta = {"schema_version": SCHEMA_VERSION, "model": embedder.name, "dim": dim, "chunk": settings}
         with conn.cursor() as cur:
@@ -304,9 +325,13 @@ class PgIndex:
                 # BM25's length and postings of the new passages
                 cur.execute(f"UPDATE {s}.passages SET n_terms = coalesce((SELECT sum(array_length(positions, "
                             f"1)) FROM unnest(tsv)), 0) WHERE id = ANY(%s)", (ids,))
+                # weight: BM25's term-frequency part at a reference length, to read a stem's best first
                 cur.execute(f"INSERT INTO {s}.postings "
-                            f"SELECT u.lexeme, p.id, array_length(u.positions, 1), p.n_terms "
-                            f"FROM {s}.passages p, unnest(p.tsv) u WHERE p.id = ANY(%s)", (ids,))
+                            f"SELECT u.lexeme, p.id, u.tf, p.n_terms, u.tf * (%(k1)s::real + 1) / (u.tf "
+                            f"+ %(k1)s::real * (1 - %(b)s::real + %(b)s::real * p.n_terms / %(ref)s::real)) "
+                            f"FROM {s}.passages p, LATERAL (SELECT lexeme, array_length(positions, 1) AS tf "
+                            f"FROM unnest(p.tsv)) u WHERE p.id = ANY(%(ids)s)",
+                            {"ids": ids, "k1": BM25_K1, "b": BM25_B, "ref": WEIGHT_REFERENCE_TERMS})
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -332,13 +357,18 @@ class PgIndex:
         WITH q AS (SELECT %(v)s::vector AS v, to_tsvector('{TEXT_SEARCH}', %(t)s) AS words),
         dense AS (SELECT p.id FROM {s}.passages p WHERE %(dense)s
                   ORDER BY p.vec <=> (SELECT v FROM q) LIMIT %(n)s),
-        lex AS (SELECT po.passage AS id,
-                       sum(ln(1 + (st.passages - t.df + 0.5) / (t.df + 0.5)) * po.tf * (%(k1)s + 1)
-                           / (po.tf + %(k1)s * (1 - %(b)s + %(b)s * po.n_terms / st.mean_terms))) AS r
-                FROM {s}.postings po JOIN {s}.terms t ON t.lexeme = po.lexeme
-                     CROSS JOIN {s}.stats st CROSS JOIN q
-                WHERE %(lexical)s AND po.lexeme = ANY(tsvector_to_array(q.words))
-                GROUP BY po.passage ORDER BY r DESC, po.passage LIMIT %(n)s),
+        stems AS MATERIALIZED (SELECT w.lexeme, (SELECT df FROM {s}.terms t WHERE t.lexeme = w.lexeme) AS df
+                  FROM (SELECT DISTINCT unnest(tsvector_to_array(q.words)) AS lexeme FROM q
+                        WHERE %(lexical)s) w),
+        hits AS (SELECT w.df, po.passage, po.tf, po.n_terms FROM stems w
+                 CROSS JOIN LATERAL (SELECT passage, tf, n_terms FROM {s}.postings
+                                     WHERE lexeme = w.lexeme ORDER BY weight DESC LIMIT %(m)s) po),
+        lex AS (SELECT h.passage AS id,
+                       sum(ln(1 + (c.passages - h.df + 0.5::float8) / (h.df + 0.5::float8)) * h.tf
+                           * (%(k1)s::float8 + 1) / (h.tf + %(k1)s::float8 * (1 - %(b)s::float8
+                           + %(b)s::float8 * h.n_terms / c.mean_terms))) AS r
+                FROM hits h CROSS JOIN {s}.stats c
+                GROUP BY h.passage ORDER BY r DESC, h.passage LIMIT %(n)s),
         cand AS (SELECT id FROM dense UNION SELECT id FROM lex),
         scored AS (
             SELECT p.id, 1 - (p.vec <=> q.v) AS cos,
@@ -352,12 +382,12 @@ class PgIndex:
                CASE WHEN dr.rk <= %(n)s THEN dr.rk END AS drank, lr.rk AS lrank
         FROM scored sc JOIN {s}.passages p ON p.id = sc.id
              LEFT JOIN dr ON dr.id = sc.id LEFT JOIN lr ON lr.id = sc.id
-        ORDER BY coalesce(CASE WHEN dr.rk <= %(n)s THEN 1.0 / (%(rrf)s + dr.rk) END, 0)
-                 + coalesce(1.0 / (%(rrf)s + lr.rk), 0) DESC,
+        ORDER BY coalesce(CASE WHEN dr.rk <= %(n)s THEN 1.0::float8 / (%(rrf)s + dr.rk) END, 0)
+                 + coalesce(1.0::float8 / (%(rrf)s + lr.rk), 0) DESC,
                  least(coalesce(dr.rk, 1e9), coalesce(lr.rk, 1e9)), p.id
         """
         params = {"v": _vector(qvec), "t": query, "n": n, "w": sentence_weight, "rrf": RRF_K,
-                  "k1": BM25_K1, "b": BM25_B,
+                  "k1": BM25_K1, "b": BM25_B, "m": POSTINGS_PER_TERM,
                   "dense": mode != "lexical", "lexical": mode != "dense"}
         with self._lock:
             rows = self._shared().execute(sql, params).fetchall()

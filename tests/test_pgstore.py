@@ -204,3 +204,18 @@ def test_two_qa_serve_processes_on_one_database_answer_alike_and_see_new_documen
         for server in servers:
             server.terminate()
             server.wait(30)
+
+
+def test_a_common_stem_is_read_best_postings_first(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = {f"d{i}.txt": f"The wheat {'and wheat ' * i}grows in the field by the river." for i in range(6)}
+    store, emb = PgIndex(url=pg_url), FakeEmbedder(dim=32)
+    store.sync(docs, emb)
+    qvec = emb.encode(["wheat"])[0]
+
+    def lexical() -> list[str]:
+        return [row[0].source for row in store.candidates(qvec, "wheat", 6, mode="lexical")]
+
+    exact = lexical()
+    assert exact == [f"d{i}.txt" for i in range(5, -1, -1)]  # most mentions first
+    monkeypatch.setattr(pgstore, "POSTINGS_PER_TERM", 2)
+    assert lexical() == exact[:2]  # only the two strongest postings are read, in the same order
