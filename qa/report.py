@@ -198,11 +198,17 @@ def _formats_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
+def _postgres_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Headline figures of a ``scripts/pg_scale_check.py`` result."""
+    return [(f"retrieval through PostgreSQL at {int(n):,} passages, question embedding included, p50",
+             f"{v['retrieve_p50_ms']} ms") for n, v in sorted(r.items(), key=lambda kv: int(kv[0]))]
+
+
 def headline(data: dict[str, Any], link: str) -> list[tuple[str, str, str]]:
     """(figure, value, source) rows a report contributes to the README table."""
     kind, r = data.get("kind"), data.get("result") or {}
     rows = (_bench_rows(r) if kind == "bench" else _load_rows(r) if kind == "load"
-            else _formats_rows(r) if kind == "formats"
+            else _formats_rows(r) if kind == "formats" else _postgres_rows(r) if kind == "postgres"
             else _eval_rows(r, data.get("title", "")) if kind == "eval" else [])
     return [(name, str(value), f"[{Path(link).stem}]({link})") for name, value in rows]
 

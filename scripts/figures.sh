@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Re-measure every figure the README quotes: each command writes its report into docs/ (Markdown, a
 # JSON copy, plots), then `qa report` rewrites the README's figures table from those copies. Run the
-# steps one at a time on an otherwise idle machine (about 30 minutes on 2 cores); name steps to run
-# only those: bash scripts/figures.sh article load
+# steps one at a time on an otherwise idle machine (about 30 minutes on 2 cores, and the postgres step
+# about 30 more: it writes 100,000 passages); name steps to run only those: bash scripts/figures.sh load
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
@@ -14,7 +14,7 @@ VAL2=build/squad-v2-validation.json
 [ -f "$VAL2" ] || python -m qa.train --write-validation "$VAL2" --squad2
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(article conversations squad1 squad2 calibration bench load formats)
+[ ${#steps[@]} -gt 0 ] || steps=(article conversations squad1 squad2 calibration bench load formats postgres)
 for step in "${steps[@]}"; do
   echo "== $step" >&2
   case "$step" in
@@ -26,7 +26,9 @@ for step in "${steps[@]}"; do
     bench) qa bench --sizes 1k,10k --recall --open-domain 200 --report docs/benchmarks.md ;;
     load) python scripts/load_check.py --report docs/load.md ;;
     formats) python scripts/format_check.py --report docs/formats.md ;;
-    *) echo "unknown step $step (article conversations squad1 squad2 calibration bench load formats)" >&2
+    postgres) python scripts/pg_scale_check.py --report docs/postgres.md ;;
+    *) echo "unknown step $step (article conversations squad1 squad2 calibration bench load formats" \
+            "postgres)" >&2
        exit 2 ;;
   esac
 done

@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="passages per run (default 1000,10000,100000)")
     p.add_argument("--queries", type=int, default=100, help="questions timed per size (default 100)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--report", default=None, metavar="MD",
+                   help="also write the figures as a Markdown report (and a .json beside it)")
     args = p.parse_args(argv)
     sizes = sorted(int(x) for x in args.sizes.split(",") if x.strip())
     embedder = Embedder()
@@ -85,6 +87,18 @@ def main(argv: list[str] | None = None) -> int:
             server.cleanup()
     if args.json:
         print(json.dumps(result))
+    if args.report:
+        from qa import report
+
+        rows = [[f"{int(n):,}", r["write_seconds"], r["retrieve_p50_ms"], r["retrieve_p95_ms"]]
+                for n, r in result.items()]
+        body = ("## Retrieval through PostgreSQL + pgvector\n\nHybrid retrieval, the question embedded by "
+                "the real model; passages cut from SQuAD contexts with random unit vectors.\n\n"
+                + report.table(["passages", "write s", "retrieval p50 ms", "retrieval p95 ms"], rows))
+        path = report.write(args.report, title="PostgreSQL at scale", kind="postgres", result=result,
+                            sections=[body], command=["python", "scripts/pg_scale_check.py",
+                                                      *(argv if argv is not None else sys.argv[1:])])
+        print(f"report: {path}")
     return 0
 
 
