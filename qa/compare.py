@@ -225,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"our reader's rows, comma-separated BACKEND:PRECISION (backends "
                         f"{', '.join(BACKENDS)}; precisions {', '.join(PRECISIONS)})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--report", default=None, metavar="MD",
+                   help="also write the table as a Markdown report (and a .json beside it)")
     args = p.parse_args(argv)
+    if args.report and not args.report.endswith(".md"):
+        p.error(f"--report takes a Markdown path ending in .md, got {args.report!r}")
     if args.questions < 1 or args.threads < 1:
         p.error("--questions and --threads must be positive")
     try:
@@ -249,11 +253,23 @@ def main(argv: list[str] | None = None) -> int:
             val = Path(tmp) / "validation.json"
             write_validation_file(val)
         sets["squad validation (reader-only, own paragraph)"] = squad_inputs(val, args.questions)
-    report = compare(model, sets, args.threads, wanted)
+    result = compare(model, sets, args.threads, wanted)
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(result))
     else:
-        _print(report)
+        _print(result)
+    if args.report:
+        from qa import report
+
+        cols = ["ms_p50", "ms_p95", "exact_match", "f1", "best_span_f1", "speedup_p50"]
+        sections = [f"## {name}\n\n{rows['haystack']['questions']} questions, {args.threads} thread(s).\n\n"
+                    + report.table(["reader", *cols], [[r, *(row.get(c) for c in cols)]
+                                                       for r, row in rows.items()])
+                    for name, rows in result["sets"].items()]
+        report.write(args.report, title="Our reader on each engine against Haystack's", kind="readers",
+                     result=result, sections=sections,
+                     command=["qa", "compare-readers", *(argv if argv is not None else sys.argv[1:])])
+        print(f"report: {args.report}", file=sys.stderr)
     return 0
 
 

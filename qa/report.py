@@ -204,11 +204,24 @@ def _postgres_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
              f"{v['retrieve_p50_ms']} ms") for n, v in sorted(r.items(), key=lambda kv: int(kv[0]))]
 
 
+def _readers_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Headline figures of a ``qa compare-readers`` result: our default row against Haystack's."""
+    rows = []
+    for name, table_rows in (r.get("sets") or {}).items():
+        ours = table_rows.get("ours-onnx-float32")
+        if ours and "squad" in name:
+            rows.append(("reader per SQuAD question (own paragraph), p50, against Haystack's reader",
+                         f"{ours['ms_p50']} ms, {ours.get('speedup_p50')}x Haystack's speed, "
+                         f"F1 {ours['f1']}"))
+    return rows
+
+
 def headline(data: dict[str, Any], link: str) -> list[tuple[str, str, str]]:
     """(figure, value, source) rows a report contributes to the README table."""
     kind, r = data.get("kind"), data.get("result") or {}
     rows = (_bench_rows(r) if kind == "bench" else _load_rows(r) if kind == "load"
             else _formats_rows(r) if kind == "formats" else _postgres_rows(r) if kind == "postgres"
+            else _readers_rows(r) if kind == "readers"
             else _eval_rows(r, data.get("title", "")) if kind == "eval" else [])
     return [(name, str(value), f"[{Path(link).stem}]({link})") for name, value in rows]
 

@@ -14,7 +14,7 @@ VAL2=build/squad-v2-validation.json
 [ -f "$VAL2" ] || python -m qa.train --write-validation "$VAL2" --squad2
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(article conversations squad1 squad2 calibration bench load formats postgres)
+[ ${#steps[@]} -gt 0 ] || steps=(article conversations squad1 squad2 calibration bench load readers formats postgres)
 for step in "${steps[@]}"; do
   echo "== $step" >&2
   case "$step" in
@@ -25,9 +25,10 @@ for step in "${steps[@]}"; do
     calibration) qa eval "$VAL2" --calibration 1527 --report docs/calibration.md ;;
     bench) qa bench --sizes 1k,10k --recall --open-domain 200 --report docs/benchmarks.md ;;
     load) python scripts/load_check.py --report docs/load.md ;;
+    readers) qa compare-readers --questions 300 --validation "$VAL" --threads 1 --report docs/readers.md ;;
     formats) python scripts/format_check.py --report docs/formats.md ;;
     postgres) python scripts/pg_scale_check.py --report docs/postgres.md ;;
-    *) echo "unknown step $step (article conversations squad1 squad2 calibration bench load formats" \
+    *) echo "unknown step $step (article conversations squad1 squad2 calibration bench load readers formats" \
             "postgres)" >&2
        exit 2 ;;
   esac

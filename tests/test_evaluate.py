@@ -429,9 +429,10 @@ def test_compare_readers_runs_on_a_tiny_model(squad_file: Path, tmp_path: Path, 
     article.write_text(f"{CTX_A0}\n\n{CTX_A1}\n\n{CTX_B0}\n", encoding="utf-8")
     rc = main(["--model", str(tiny_model_dir), "--questions", "3", "--validation", str(squad_file),
                "--article", str(article), "--article-questions", str(squad_file), "--threads", "1",
-               "--readers", "onnx:float32,onnx:int8", "--json"])
+               "--readers", "onnx:float32,onnx:int8", "--json", "--report", str(tmp_path / "readers.md")])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
+    assert "| ours-onnx-int8 |" in (tmp_path / "readers.md").read_text(encoding="utf-8")
     assert report["readers"] == ["ours-onnx-float32", "ours-onnx-int8", "haystack"]
     assert len(report["sets"]) == 2
     for rows in report["sets"].values():
