@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,35 +174,12 @@ class Reader:
             self.model = ort.Session(path)
             self.engine = "onnx"
             return
-        self._load_transformers(folder)
-        self.engine = "transformers"
-
-    def _load_transformers(self, folder: Path) -> None:
-        """Load the model with ``AutoModelForQuestionAnswering`` (any Hugging Face QA model, any device)."""
-        import torch
-        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+        from qa import hf_reader
 
         ref = str(folder) if self._local else str(self._model_ref)
-        dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(ref)
-            model = AutoModelForQuestionAnswering.from_pretrained(ref, dtype=dtype)
-        except OSError as err:
-            raise ValueError(f"could not load the reader model {ref!r} ({err}); pass a local model folder "
-                             f"or train one with `qa train-reader`") from err
-        if not getattr(tokenizer, "is_fast", False):
-            raise ValueError(f"the reader needs a fast tokenizer (offsets); {ref!r} has none")
-        limit = getattr(model.config, "max_position_embeddings", None)
-        if isinstance(limit, int) and self.max_length > limit:
-            raise ValueError(f"max_length {self.max_length} exceeds the model's limit of {limit} tokens")
-        model.to(self.device).eval()
-        if self.precision == "int8":
-            with warnings.catch_warnings():  # torch deprecates quantized tensors for torchao (not installed)
-                warnings.simplefilter("ignore")
-                model = torch.ao.quantization.quantize_dynamic(
-                    model, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig})
-        self.tokenizer = tokenizer
-        self.model = model
+        self.model, self.tokenizer = hf_reader.load(ref, device=self.device, precision=self.precision,
+                                                    max_length=self.max_length)
+        self.engine = "transformers"
 
     def answer(self, question: str, passages: Sequence[Source]) -> Span | None:
         """The best span, or None when its confidence is below the threshold (abstain)."""
@@ -268,33 +244,8 @@ class Reader:
                 s, e = self.model.run(ids, np.ones_like(ids), types)
                 start[j, : len(row)], end[j, : len(row)] = s[0], e[0]
             return start, end
-        return self._transformers_logits(enc, start, end)
+        from qa import hf_reader
 
-    def _transformers_logits(self, enc: Windows, start: np.ndarray, end: np.ndarray) -> tuple[Any, Any]:
-        """Fill ``start``/``end`` from the transformers model, windows of similar length batched."""
-        import torch
-
-        ids, types = enc.ids, enc.types
-        order = sorted(range(len(ids)), key=lambda k: len(ids[k]))  # similar lengths: less padding
-        pad = self.tokenizer.pad_token_id or 0
-        device = self.model.device
-        with torch.inference_mode():
-            for b in range(0, len(ids), self.batch_size):
-                rows = order[b : b + self.batch_size]
-                w = max(len(ids[k]) for k in rows)
-                input_ids = torch.full((len(rows), w), pad, dtype=torch.long)
-                mask = torch.zeros((len(rows), w), dtype=torch.long)
-                tt = torch.zeros((len(rows), w), dtype=torch.long)
-                for r, k in enumerate(rows):
-                    input_ids[r, : len(ids[k])] = torch.tensor(ids[k])
-                    mask[r, : len(ids[k])] = 1
-                    if types:
-                        tt[r, : len(ids[k])] = torch.tensor(types[k])
-                inputs = {"input_ids": input_ids, "attention_mask": mask}
-                if types:
-                    inputs["token_type_ids"] = tt
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
-                    out = self.model(**{k: v.to(device) for k, v in inputs.items()})
-                start[rows, :w] = out.start_logits.float().cpu().numpy()
-                end[rows, :w] = out.end_logits.float().cpu().numpy()
+        hf_reader.fill_logits(self.model, self.tokenizer, enc, start, end, batch_size=self.batch_size,
+                              bfloat16=self.precision == "bfloat16")
         return start, end
