@@ -15,7 +15,7 @@ from typing import Any
 
 from qa.chunk import sentence_around
 from qa.followup import Turn, is_follow_up, resolve, self_contained, turns
-from qa.retrieve import DEFAULT_TOP_K, MODES
+from qa.retrieve import DEFAULT_TOP_K, check_mode
 from qa.schema import Answer, Hit, Span
 from qa.sources import is_url
 
@@ -213,8 +213,7 @@ class Chatbot:
             raise ValueError("an empty path was given (an unset shell variable?): name a file or folder")
         if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 50:
             raise ValueError(f"top_k must be an integer from 1 to 50, got {top_k!r}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        check_mode(mode)
         if isinstance(min_similarity, bool) or not isinstance(min_similarity, (int, float)) \
                 or not -1 <= min_similarity <= 1:
             raise ValueError(f"min_similarity must be a cosine from -1 to 1 (-1: no floor), "

@@ -28,10 +28,10 @@ from qa.retrieve import (
     CANDIDATE_FACTOR,
     DEFAULT_TOP_K,
     MERGE_OVERLAPS,
-    MODES,
     RRF_K,
     SENTENCE_WEIGHT,
     assemble_hits,
+    check_mode,
     check_query,
     check_top_k,
 )
@@ -408,11 +408,9 @@ class PgRetriever:
     def __init__(self, *, store: PgIndex, embedder: Embedder, mode: str = "hybrid",
                  top_k: int = DEFAULT_TOP_K, merge: bool = MERGE_OVERLAPS,
                  sentence_weight: float = SENTENCE_WEIGHT) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.index = store
         self.embedder = embedder
-        self.mode = mode
+        self.mode = check_mode(mode)
         self.top_k = check_top_k(top_k)
         self.merge = merge
         self.sentence_weight = float(sentence_weight)

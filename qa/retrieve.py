@@ -91,6 +91,13 @@ def check_top_k(top_k: Any) -> int:
     return top_k
 
 
+def check_mode(mode: Any) -> str:
+    """Return ``mode`` if it is one of ``MODES``, else raise."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
 def check_query(query: Any) -> str:
     """Return ``query`` if it is a str with words in it, else raise."""
     if not isinstance(query, str):
@@ -162,11 +169,9 @@ class Retriever:
             raise TypeError("index must be a qa.index.Index")
         if not callable(getattr(embedder, "encode", None)):
             raise TypeError("embedder must be a qa.embed.Embedder")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.index = index
         self.embedder = embedder
-        self.mode = mode
+        self.mode = check_mode(mode)
         self.top_k = check_top_k(top_k)
         if not isinstance(merge, bool):
             raise TypeError(f"merge must be True or False, got {merge!r}")
@@ -235,8 +240,7 @@ class Retriever:
 
         check_query(query)
         k = self.top_k if top_k is None else check_top_k(top_k)
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        check_mode(self.mode)
         self.warm_up()
         n = CANDIDATE_FACTOR * k + CANDIDATE_EXTRA
         qvec = np.asarray(self.embedder.encode([query]), dtype=np.float32)[0]
