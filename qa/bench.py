@@ -27,6 +27,7 @@ from qa.index import (
     sentence_units,
 )
 from qa.index_build import DEFAULT_CHUNK_SETTINGS, chunk_sources
+from qa.report import report_arg
 from qa.retrieve import MODES, Retriever
 from qa.schema import Passage
 from qa.vector_cache import VectorCache
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ONNX Runtime threads per session (default: one per core; sets QA_THREADS)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--report", default=None, metavar="MD",
+    p.add_argument("--report", default=None, metavar="MD", type=report_arg,
                    help="also write the figures as a Markdown report with plots (and a .json beside it), "
                         "e.g. docs/benchmarks.md")
     return p
@@ -681,8 +682,6 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--answers and --cold-runs must be 0 or more")
     if args.threads is not None and args.threads < 1:
         build_parser().error("--threads must be at least 1")
-    if args.report and not args.report.endswith(".md"):
-        build_parser().error(f"--report takes a Markdown path ending in .md, got {args.report!r}")
     result = run(args)
     if args.json:
         print(json.dumps(result))
@@ -691,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         from qa import report
 
-        path = Path(args.report)
+        path = args.report
         path.parent.mkdir(parents=True, exist_ok=True)
         report.write(path, title="Benchmarks", kind="bench", result=result,
                      sections=report.bench_sections(result, path),

@@ -220,8 +220,10 @@ def run(args: argparse.Namespace) -> int:
         if args.database and (args.reader_only or args.calibration):
             raise ValueError("--database evaluates the whole pipeline: leave out --reader-only and "
                              "--calibration")
-        if args.report and not args.report.endswith(".md"):
-            raise ValueError(f"--report takes a Markdown path ending in .md, got {args.report!r}")
+        if args.report:
+            from qa.report import check_path
+
+            check_path(args.report)
         if args.plot and not args.calibration:
             raise ValueError("--plot draws the reliability diagram of --calibration N: add --calibration")
         if args.calibration:

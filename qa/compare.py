@@ -16,6 +16,7 @@ from typing import Any
 
 from qa.evaluate import EvalItem, exact_match, f1, load_squad
 from qa.read import BACKENDS, DEFAULT_READER, MAX_ANSWER_TOKENS, MAX_LENGTH, PRECISIONS, STRIDE
+from qa.report import report_arg
 from qa.schema import Passage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,11 +226,9 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"our reader's rows, comma-separated BACKEND:PRECISION (backends "
                         f"{', '.join(BACKENDS)}; precisions {', '.join(PRECISIONS)})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--report", default=None, metavar="MD",
+    p.add_argument("--report", default=None, metavar="MD", type=report_arg,
                    help="also write the table as a Markdown report (and a .json beside it)")
     args = p.parse_args(argv)
-    if args.report and not args.report.endswith(".md"):
-        p.error(f"--report takes a Markdown path ending in .md, got {args.report!r}")
     if args.questions < 1 or args.threads < 1:
         p.error("--questions and --threads must be positive")
     try:

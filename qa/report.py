@@ -90,12 +90,25 @@ def scalars(result: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
+def check_path(path: str | Path) -> Path:
+    """``path`` as a Path if it names a Markdown file, else ValueError saying what to give."""
+    if Path(path).suffix != ".md":
+        raise ValueError(f"a report is a Markdown file: give a path ending in .md, got {str(path)!r}")
+    return Path(path)
+
+
+def report_arg(value: str) -> Path:
+    """The argparse type of a ``--report`` option: a Markdown path."""
+    try:
+        return check_path(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
 def write(path: str | Path, *, title: str, kind: str, result: dict[str, Any], sections: Sequence[str],
           command: Sequence[str]) -> Path:
     """Write ``path`` (Markdown: title, provenance, sections) and ``path`` with ``.json`` (the data)."""
-    path = Path(path)
-    if path.suffix != ".md":
-        raise ValueError(f"a report is a Markdown file: give a path ending in .md, got {str(path)!r}")
+    path = check_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     prov = provenance(command)
     m = prov["machine"]
@@ -130,6 +143,11 @@ def _get(d: Any, *keys: str) -> Any:
     return d
 
 
+def _recall_cells(mode: dict[str, Any]) -> list[str]:
+    """A retrieval mode's recall@1, @3 and @5 as percentages."""
+    return [f"{100 * mode[f'recall@{k}']:.2f}" for k in (1, 3, 5)]
+
+
 def _bench_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
     """Headline figures of a ``qa bench`` result."""
     rows: list[tuple[str, Any]] = []
@@ -148,11 +166,10 @@ def _bench_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
     hybrid = _get(r, "recall", "modes", "hybrid")
     if hybrid:
         rows.append((f"retrieval recall@1 / @3 / @5, {Path(r['recall']['file']).name}",
-                     " / ".join(f"{100 * hybrid[f'recall@{k}']:.2f}" for k in (1, 3, 5))))
+                     " / ".join(_recall_cells(hybrid))))
     pg = _get(r, "recall", "modes", "hybrid (PostgreSQL)")
     if pg:
-        rows.append(("the same through PostgreSQL + pgvector",
-                     " / ".join(f"{100 * pg[f'recall@{k}']:.2f}" for k in (1, 3, 5))))
+        rows.append(("the same through PostgreSQL + pgvector", " / ".join(_recall_cells(pg))))
     od = r.get("open_domain_answers")
     if od:
         rows.append((f"answer over {od['passages']:,} passages, top {od['top_k']}, p50",
@@ -244,7 +261,7 @@ def bench_sections(r: dict[str, Any], report: Path) -> list[str]:
                    + _plot_latency(sizes, report.with_name(report.stem + "-latency.png")))
     recall = r.get("recall")
     if recall:
-        body = [[mode, *(f"{100 * m[f'recall@{k}']:.2f}" for k in (1, 3, 5)), m.get("chars@5")]
+        body = [[mode, *_recall_cells(m), m.get("chars@5")]
                 for mode, m in recall["modes"].items()]
         out.append(f"## Open-domain recall\n\n{Path(recall['file']).name}: {recall['paragraphs']:,} "
                    f"paragraphs as one corpus, {recall['passages']:,} passages, {recall['questions']:,} "
@@ -256,46 +273,40 @@ def bench_sections(r: dict[str, Any], report: Path) -> list[str]:
     return out
 
 
-def _plot_latency(sizes: dict[str, Any], png: Path) -> str:
-    """Draw end-to-end p50 latency by corpus size per mode; the Markdown image line."""
+def _line_plot(series: dict[str, tuple[list[int], list[float]]], png: Path, alt: str, **axes: Any) -> str:
+    """Draw one line per series (label -> xs, ys) into ``png``; the Markdown image line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ns = sorted(int(n) for n in sizes)
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    for mode in next(iter(sizes.values()))["modes"]:
-        p50 = [sizes[str(n)]["modes"][mode]["end_to_end"]["p50_ms"] for n in ns]
-        ax.plot(ns, p50, marker="o", label=mode)
-    ax.set(xscale="log", xlabel="passages", ylabel="p50 ms (question embedding included)",
-           title="Retrieval latency by corpus size")
+    for label, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker="o", label=label)
+    ax.set(**axes)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
-    return f"\n\n![Retrieval latency by corpus size]({png.name})"
+    return f"\n\n![{alt}]({png.name})"
+
+
+def _plot_latency(sizes: dict[str, Any], png: Path) -> str:
+    """Draw end-to-end p50 latency by corpus size per mode; the Markdown image line."""
+    ns = sorted(int(n) for n in sizes)
+    series = {mode: (ns, [sizes[str(n)]["modes"][mode]["end_to_end"]["p50_ms"] for n in ns])
+              for mode in next(iter(sizes.values()))["modes"]}
+    return _line_plot(series, png, "Retrieval latency by corpus size", xscale="log", xlabel="passages",
+                      ylabel="p50 ms (question embedding included)", title="Retrieval latency by corpus size")
 
 
 def _plot_recall(modes: dict[str, Any], png: Path) -> str:
     """Draw recall@k by k per retrieval mode; the Markdown image line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ks = sorted(int(k.split("@")[1]) for k in next(iter(modes.values())) if k.startswith("recall@"))
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    for mode, m in modes.items():
-        ax.plot(ks, [100 * m[f"recall@{k}"] for k in ks], marker="o", label=mode)
-    ax.set(xlabel="k (passages returned)", ylabel="recall@k (%)", xticks=ks, title="Open-domain recall")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return f"\n\n![Open-domain recall by k]({png.name})"
+    series = {mode: (ks, [100 * m[f"recall@{k}"] for k in ks]) for mode, m in modes.items()}
+    return _line_plot(series, png, "Open-domain recall by k", xlabel="k (passages returned)",
+                      ylabel="recall@k (%)", xticks=ks, title="Open-domain recall")
 
 
 def eval_sections(r: dict[str, Any], title: str, report: Path) -> list[str]:

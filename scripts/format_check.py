@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from qa.chatbot import DEFAULT_SOURCES, Chatbot  # noqa: E402
 from qa.evaluate import exact_match, f1, load_squad  # noqa: E402
+from qa.report import report_arg  # noqa: E402
 
 QUESTIONS = REPO.parent / "shared" / "data" / "article_dev.json"
 
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--questions", default=str(QUESTIONS), help="SQuAD-format questions about the article")
     p.add_argument("--pages", type=int, default=20, help="pages of the PDF timed as an upload (0: skip)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--report", default=None, metavar="MD",
+    p.add_argument("--report", default=None, metavar="MD", type=report_arg,
                    help="also write the figures as a Markdown report (and a .json beside it)")
     args = p.parse_args(argv)
     items = load_squad(args.questions)

@@ -160,6 +160,8 @@ def run_user(user: int, url: str, n_questions: int, request_timeout: float, dead
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the load check; print the figures; 0 when nothing was lost."""
+    from qa.report import report_arg
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=None, help="a running app on localhost (default: start one)")
     parser.add_argument("--users", type=int, default=16, help="concurrent users (default 16)")
@@ -168,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=540.0, help="seconds for the whole run")
     parser.add_argument("--startup-timeout", type=float, default=600.0, help="seconds for the app to start")
     parser.add_argument("--auth", default=None, help="USER:PASSWORD if the app requires a login")
-    parser.add_argument("--report", default=None, metavar="MD",
+    parser.add_argument("--report", default=None, metavar="MD", type=report_arg,
                         help="also write the figures as a Markdown report (and a .json beside it)")
     args = parser.parse_args(argv)
     if args.users < 1 or args.questions < 1:

@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 from qa.bench import DEFAULT_DATA_DIR, load_contexts, load_questions, passage_pool  # noqa: E402
 from qa.index import passage_sentences  # noqa: E402
 from qa.index_build import chunk_sources, normalise_chunk_settings  # noqa: E402
+from qa.report import report_arg  # noqa: E402
 from qa.vector_cache import text_key  # noqa: E402
 
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="passages per run (default 1000,10000,100000)")
     p.add_argument("--queries", type=int, default=100, help="questions timed per size (default 100)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--report", default=None, metavar="MD",
+    p.add_argument("--report", default=None, metavar="MD", type=report_arg,
                    help="also write the figures as a Markdown report (and a .json beside it)")
     args = p.parse_args(argv)
     sizes = sorted(int(x) for x in args.sizes.split(",") if x.strip())
