@@ -166,9 +166,9 @@ class Reader:
             if not self._local or self.device != "cpu":
                 raise ValueError("backend='onnx' runs a local model folder on the CPU: pass a folder "
                                  "and device='cpu', or backend='transformers'")
-            if self.max_length > ort.max_positions(folder):
-                raise ValueError(f"max_length {self.max_length} exceeds the model's limit of "
-                                 f"{ort.max_positions(folder)} tokens")
+            limit = ort.max_positions(folder)
+            if self.max_length > limit:
+                raise ValueError(f"max_length {self.max_length} exceeds the model's limit of {limit} tokens")
             path = ort.exported(folder, "qa", self.precision, log=self.log)
             self.tokenizer = ort.load_tokenizer(folder)
             self.model = ort.Session(path)
