@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 #: Texts per model call. On CPU small batches are fastest (less padding, caches stay warm): 88 PDF
 #: passages of about 100 tokens embed in 3.9 s at 8, 4.9 s at 32 and 5.7 s at 64, their 287 sentences
-#: in 3.5, 4.1 and 4.7 s (2 cores; ``python scripts/format_check.py`` times the whole path).
+#: in 3.5, 4.1 and 4.7 s (2 cores, each batch size timed once on the 20-page PDF of ``python
+#: scripts/format_check.py``, which times the whole path).
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_DEVICE = "cpu"
 #: "auto" runs transformer + mean-pooling models through ONNX Runtime (``qa.ort``: exported once and
