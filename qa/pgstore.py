@@ -49,8 +49,8 @@ DEFAULT_SCHEMA = "qa"
 #: Full-text search configuration: PostgreSQL's English stemmer and stop words.
 TEXT_SEARCH = "english"
 #: HNSW build and search settings (pgvector's defaults). ``python scripts/pg_scale_check.py`` measures
-#: latency (100,000 passages: p50 30.6 ms with ef_search 40 and ``POSTINGS_PER_TERM`` 200, 40.9 ms with
-#: 100 and 500) and ``qa bench --recall --database URL`` recall (squad-dev-40 recall@5 95.7).
+#: latency (100,000 passages: p50 17.2 ms with ef_search 40 and ``POSTINGS_PER_TERM`` 200) and
+#: ``qa bench --recall --database URL`` recall (squad-dev-40 recall@5 95.7).
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 40
@@ -62,6 +62,10 @@ POSTINGS_PER_TERM = 200
 WEIGHT_REFERENCE_TERMS = 40
 #: Rows per COPY batch when writing passages and sentences.
 COPY_BATCH = 1000
+#: Memory for building indexes (``SET LOCAL``, this transaction only): pgvector builds an HNSW graph
+#: much faster while it fits in ``maintenance_work_mem`` (64 MB by default; 100,000 vectors of 384
+#: floats are about 150 MB before the graph's links).
+BUILD_MEMORY = "512MB"
 
 Log = Callable[[str], None]
 
@@ -83,16 +87,6 @@ class DatabaseError(RuntimeError):
     """A database that cannot be used: unreachable, without pgvector, or built for another model."""
 
 
-def _vector(values: Any) -> str:
-    """Pgvector's text form of a vector."""
-    return "[" + ",".join(f"{float(x):.7g}" for x in values) + "]"
-
-
-def _parse_vector(text: str) -> list[float]:
-    """A vector from pgvector's text form."""
-    return [float(x) for x in text.strip("[]").split(",")] if text.strip("[]") else []
-
-
 class PgIndex:
     """Passages, vectors and full-text search in one PostgreSQL schema."""
 
@@ -112,8 +106,10 @@ class PgIndex:
         """A new autocommit connection (psycopg 3) with pgvector ready."""
         try:
             import psycopg
+            from pgvector.psycopg import register_vector
         except ImportError as e:
-            raise DatabaseError("the database backend needs psycopg 3: pip install 'psycopg[binary]'") from e
+            raise DatabaseError("the database backend needs psycopg 3 and pgvector: "
+                                "pip install 'psycopg[binary]' pgvector") from e
 
         try:
             conn = psycopg.connect(self.url, autocommit=True)
@@ -125,11 +121,13 @@ class PgIndex:
         except psycopg.Error as e:
             # another process may have created it at the same moment
             if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is not None:
+                register_vector(conn)
                 _configure(conn)
                 return conn
             conn.close()
             raise DatabaseError("the database has no pgvector extension (CREATE EXTENSION vector failed: "
                                 f"{str(e).strip()[:160]}); install pgvector") from e
+        register_vector(conn)  # numpy arrays in and out, in pgvector's binary form
         _configure(conn)
         return conn
 
@@ -187,18 +185,14 @@ class PgIndex:
         conn.execute(f"CREATE TABLE {s}.terms (lexeme text PRIMARY KEY, df integer NOT NULL)")
         conn.execute(f"CREATE TABLE {s}.stats (passages integer NOT NULL, "
                      f"mean_terms double precision NOT NULL)")
-        conn.execute(f"CREATE TABLE {s}.sentences (passage bigint NOT NULL REFERENCES {s}.passages(id) "
-                     f"ON DELETE CASCADE, key text NOT NULL, vec vector({dim}) NOT NULL)")
+        # sentences and postings name their passage without a foreign key: checking one per row made
+        # writing them several times slower; ``_delete`` removes them with their passages
+        conn.execute(f"CREATE TABLE {s}.sentences (passage bigint NOT NULL, key text NOT NULL, "
+                     f"vec vector({dim}) NOT NULL)")
         # BM25's postings: each stem of each passage with its count, for a lookup by stem
-        conn.execute(f"CREATE TABLE {s}.postings (lexeme text NOT NULL, passage bigint NOT NULL "
-                     f"REFERENCES {s}.passages(id) ON DELETE CASCADE, tf integer NOT NULL, "
+        conn.execute(f"CREATE TABLE {s}.postings (lexeme text NOT NULL, passage bigint NOT NULL, "
+                     f"tf integer NOT NULL, "
                      f"n_terms integer NOT NULL, weight real NOT NULL)")
-        conn.execute(f"CREATE INDEX ON {s}.passages (source)")
-        conn.execute(f"CREATE INDEX ON {s}.passages (key)")
-        conn.execute(f"CREATE INDEX ON {s}.sentences (passage)")
-        conn.execute(f"CREATE INDEX ON {s}.sentences (key)")
-        conn.execute(f"CREATE INDEX ON {s}.postings (lexeme, weight DESC) INCLUDE (passage, tf, n_terms)")
-        conn.execute(f"CREATE INDEX ON {s}.postings (passage)")
         meta = {"schema_version": SCHEMA_VERSION, "model": embedder.name, "dim": dim, "chunk": settings}
         with conn.cursor() as cur:
             cur.executemany(f"INSERT INTO {s}.meta VALUES (%s, %s)",
@@ -262,16 +256,45 @@ class PgIndex:
         with conn.transaction():
             if conn.execute("SELECT to_regclass(%s)", (f"{s}.meta",)).fetchone()[0] is None:
                 self._create(conn, embedder, settings)
-            conn.execute(f"DELETE FROM {s}.sources WHERE name = ANY(%s)", (removed + changed,))
+            self._delete(conn, removed + changed)
             with conn.cursor() as cur:
                 cur.executemany(f"INSERT INTO {s}.sources VALUES (%s, %s)", [(n, want[n]) for n in changed])
             self._write_passages(conn, passages, units, vectors)
-            # built once the first passages are in (faster than growing it row by row), kept up after
-            conn.execute(f"CREATE INDEX IF NOT EXISTS passages_vec_hnsw ON {s}.passages USING hnsw "
-                         f"(vec vector_cosine_ops) "
-                         f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
+            self._index(conn)
             self._write_term_stats(conn)
+        # fresh rows: give the planner their statistics and mark their pages all-visible, so that
+        # the postings' index-only scans need no table reads (VACUUM cannot run in a transaction)
+        for table in ("passages", "sentences", "postings", "terms", "sources"):
+            conn.execute(f"VACUUM (ANALYZE) {s}.{table}")
         return stats
+
+    def _index(self, conn: Any) -> None:
+        """Create the secondary indexes that are missing (in the caller's transaction).
+
+        Made once the first passages are in, which is faster than growing each index row by row; later
+        updates keep them up. The names are those ``CREATE INDEX`` without a name gives.
+        """
+        s = self.schema
+        conn.execute(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS passages_source_idx ON {s}.passages (source)")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS passages_key_idx ON {s}.passages (key)")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS sentences_passage_idx ON {s}.sentences (passage)")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS sentences_key_idx ON {s}.sentences (key)")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS postings_lexeme_weight_passage_tf_n_terms_idx "
+                     f"ON {s}.postings (lexeme, weight DESC) INCLUDE (passage, tf, n_terms)")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS postings_passage_idx ON {s}.postings (passage)")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS passages_vec_hnsw ON {s}.passages USING hnsw "
+                     f"(vec vector_cosine_ops) WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
+
+    def _delete(self, conn: Any, names: list[str]) -> None:
+        """Remove these sources with their passages, sentences and postings (in the caller's transaction)."""
+        s = self.schema
+        if not names:
+            return
+        for table in ("sentences", "postings"):
+            conn.execute(f"DELETE FROM {s}.{table} WHERE passage IN "
+                         f"(SELECT id FROM {s}.passages WHERE source = ANY(%s))", (names,))
+        conn.execute(f"DELETE FROM {s}.sources WHERE name = ANY(%s)", (names,))  # cascades to passages
 
     def _write_term_stats(self, conn: Any) -> None:
         """Recount BM25's corpus statistics over all passages (in the caller's transaction)."""
@@ -283,16 +306,15 @@ class PgIndex:
 
     def _cached(self, conn: Any, keys: set[str]) -> dict[str, Any]:
         """Stored vectors of passages and sentences whose text has one of these keys (the cache)."""
-        import numpy as np
-
         s = self.schema
         if not keys or conn.execute("SELECT to_regclass(%s)", (f"{s}.passages",)).fetchone()[0] is None:
             return {}
         wanted = sorted(keys)
-        rows = conn.execute(f"SELECT key, vec::text FROM {s}.passages WHERE key = ANY(%s) UNION ALL "
-                            f"SELECT key, vec::text FROM {s}.sentences WHERE key = ANY(%s)",
-                            (wanted, wanted)).fetchall()
-        return {k: np.asarray(_parse_vector(v), dtype=np.float32) for k, v in rows}
+        with conn.cursor(binary=True) as cur:
+            rows = cur.execute(f"SELECT key, vec FROM {s}.passages WHERE key = ANY(%s) UNION ALL "
+                               f"SELECT key, vec FROM {s}.sentences WHERE key = ANY(%s)",
+                               (wanted, wanted)).fetchall()
+        return dict(rows)
 
     def _write_passages(self, conn: Any, passages: list[Passage], units: list[list[str]],
                         vectors: np.ndarray | None) -> None:
@@ -311,18 +333,19 @@ class PgIndex:
                 batch = range(b, min(b + COPY_BATCH, len(passages)))
                 cur.executemany(
                     f"INSERT INTO {s}.passages (pid, key, source, start_offset, end_offset, text, vec) "
-                    f"VALUES (%s, %s, %s, %s, %s, %s, %s::vector) RETURNING id",
-                    [(p.id, text_key(p.text), p.source, p.start, p.end, p.text, _vector(vectors[firsts[i]]))
+                    f"VALUES (%s, %s, %s, %s, %s, %s, %b) RETURNING id",
+                    [(p.id, text_key(p.text), p.source, p.start, p.end, p.text, vectors[firsts[i]])
                      for i, p in ((i, passages[i]) for i in batch)], returning=True)
                 ids = []
                 while True:
                     ids.append(cur.fetchone()[0])
                     if not cur.nextset():
                         break
-                with cur.copy(f"COPY {s}.sentences (passage, key, vec) FROM STDIN") as copy:
+                with cur.copy(f"COPY {s}.sentences (passage, key, vec) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(["bigint", "text", "vector"])
                     for p_id, i in zip(ids, batch, strict=True):
                         for j in range(1, len(units[i])):
-                            copy.write_row((p_id, text_key(units[i][j]), _vector(vectors[firsts[i] + j])))
+                            copy.write_row((p_id, text_key(units[i][j]), vectors[firsts[i] + j]))
                 # BM25's length and postings of the new passages
                 cur.execute(f"UPDATE {s}.passages SET n_terms = coalesce((SELECT sum(array_length(positions, "
                             f"1)) FROM unnest(tsv)), 0) WHERE id = ANY(%s)", (ids,))
@@ -353,9 +376,11 @@ class PgIndex:
         Rows: (passage, cosine, dense rank or None, lexical rank or None), best fused first; dense ranks
         count the re-scored candidates (passage and best-sentence cosine) and stop at ``n``.
         """
+        import numpy as np
+
         s = self.schema
         sql = f"""
-        WITH q AS (SELECT %(v)s::vector AS v, to_tsvector('{TEXT_SEARCH}', %(t)s) AS words),
+        WITH q AS (SELECT %(v)b::vector AS v, to_tsvector('{TEXT_SEARCH}', %(t)s) AS words),
         dense AS (SELECT p.id FROM {s}.passages p WHERE %(dense)s
                   ORDER BY p.vec <=> (SELECT v FROM q) LIMIT %(n)s),
         stems AS MATERIALIZED (SELECT w.lexeme, (SELECT df FROM {s}.terms t WHERE t.lexeme = w.lexeme) AS df
@@ -387,8 +412,8 @@ class PgIndex:
                  + coalesce(1.0::float8 / (%(rrf)s + lr.rk), 0) DESC,
                  least(coalesce(dr.rk, 1e9), coalesce(lr.rk, 1e9)), p.id
         """
-        params = {"v": _vector(qvec), "t": query, "n": n, "w": sentence_weight, "rrf": RRF_K,
-                  "k1": BM25_K1, "b": BM25_B, "m": POSTINGS_PER_TERM,
+        params = {"v": np.asarray(qvec, dtype=np.float32), "t": query, "n": n, "w": sentence_weight,
+                  "rrf": RRF_K, "k1": BM25_K1, "b": BM25_B, "m": POSTINGS_PER_TERM,
                   "dense": mode != "lexical", "lexical": mode != "dense"}
         with self._lock:
             rows = self._shared().execute(sql, params).fetchall()

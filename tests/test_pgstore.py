@@ -39,6 +39,27 @@ def test_sync_is_incremental_and_hits_point_into_the_sources(pg_url: str) -> Non
     expected = chunk_sources({"mill.txt": DOCS["mill.txt"]}, normalise_chunk_settings(None))
     assert names == ["mill.txt"] and passages == len(expected)
     assert all(h.source == "mill.txt" for h in PgRetriever(store=store, embedder=emb).retrieve("bridge"))
+    conn = store.connect()
+    for table in ("sentences", "postings"):
+        orphans = conn.execute(f"SELECT count(*) FROM qa.{table} WHERE passage NOT IN "
+                               f"(SELECT id FROM qa.passages)").fetchone()[0]
+        assert orphans == 0, f"{table} of removed passages are removed with them"
+    conn.close()
+
+
+def test_an_update_leaves_its_tables_vacuumed_and_analysed(pg_url: str) -> None:
+    store = PgIndex(url=pg_url, schema="vacuumed")
+    store.sync(DOCS, FakeEmbedder(dim=32))
+    conn = store.connect()
+    rows = conn.execute("SELECT relname FROM pg_stat_user_tables WHERE schemaname = 'vacuumed' "
+                        "AND last_vacuum IS NOT NULL AND last_analyze IS NOT NULL").fetchall()
+    assert {"passages", "sentences", "postings", "terms"} <= {r[0] for r in rows}
+    # every page all-visible: the postings' index-only scans read no table pages
+    pages = conn.execute("SELECT relpages, relallvisible FROM pg_class "
+                         "WHERE oid = 'vacuumed.postings'::regclass").fetchone()
+    assert pages[0] > 0 and pages[1] == pages[0]
+    conn.close()
+    store.drop()
 
 
 def test_a_failed_update_changes_nothing(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,3 +240,18 @@ def test_a_common_stem_is_read_best_postings_first(pg_url: str, monkeypatch: pyt
     assert exact == [f"d{i}.txt" for i in range(5, -1, -1)]  # most mentions first
     monkeypatch.setattr(pgstore, "POSTINGS_PER_TERM", 2)
     assert lexical() == exact[:2]  # only the two strongest postings are read, in the same order
+
+
+@pytest.mark.slow
+def test_with_postgres_runs_a_command_beside_a_server_of_its_own() -> None:
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    probe = ("import os, sys, psycopg; url = sys.argv[1]; assert url == os.environ['QA_DATABASE_URL']; "
+             "c = psycopg.connect(url); print(c.execute('SELECT 40 + 2').fetchone()[0]); sys.exit(3)")
+    done = subprocess.run([sys.executable, "scripts/with_postgres.py", sys.executable, "-c", probe, "{url}"],
+                          cwd=repo, env={**os.environ}, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "42", done.stderr
+    assert done.returncode == 3, "the command's exit status is passed on"
