@@ -57,6 +57,18 @@ def reader_sha256(folder: Path | None = None) -> str | None:
     return h.hexdigest()[:12]
 
 
+def command_line(command: Sequence[str]) -> str:
+    """The command as a shell line, a database URL (it may hold a password) written ``$QA_DATABASE_URL``."""
+    parts = []
+    for arg in command:
+        option, sep, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+        if value.startswith(("postgresql://", "postgres://")):
+            parts.append(f"{shlex.quote(option)}{sep}$QA_DATABASE_URL" if sep else "$QA_DATABASE_URL")
+        else:
+            parts.append(shlex.quote(arg))
+    return " ".join(parts)
+
+
 def provenance(command: Sequence[str]) -> dict[str, Any]:
     """What a figure needs to be trusted and re-made: command line, date, machine, versions."""
     from importlib.metadata import PackageNotFoundError, version
@@ -65,7 +77,8 @@ def provenance(command: Sequence[str]) -> dict[str, Any]:
         qa_version = version("qa")
     except PackageNotFoundError:
         qa_version = "unknown"
-    return {"command": shlex.join(command), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return {"command": command_line(command), "date": date,
             "qa_version": qa_version, "reader_sha256": reader_sha256(), "machine": machine()}
 
 

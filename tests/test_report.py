@@ -91,3 +91,11 @@ def test_qa_eval_writes_its_report(tmp_path: Path, tiny_model_dir: Path) -> None
     assert command.startswith("qa eval ") and "--report" in command
     assert "| f1 |" in path.read_text(encoding="utf-8")
     assert main(["eval", str(squad), "--report", str(tmp_path / "x.html")]) == 2
+
+
+def test_a_database_url_in_the_command_is_written_as_the_variable_that_holds_it() -> None:
+    url = "postgresql://qa:secret@db.example/qa?host=/tmp"
+    assert report.command_line(["qa", "bench", "--database", url, "--report", "my docs/b.md"]) == (
+        "qa bench --database $QA_DATABASE_URL --report 'my docs/b.md'")
+    assert report.command_line(["qa", "eval", f"--database={url}"]) == "qa eval --database=$QA_DATABASE_URL"
+    assert "secret" not in report.provenance(["qa", "bench", "--database", url])["command"]
