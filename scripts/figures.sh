@@ -2,7 +2,8 @@
 # Re-measure every figure the README quotes: each command writes its report into docs/ (Markdown, a
 # JSON copy, plots), then `qa report` rewrites the README's figures table from those copies. Run the
 # steps one at a time on an otherwise idle machine (about 30 minutes on 2 cores, and the postgres step
-# about 30 more: it writes 100,000 passages); name steps to run only those: bash scripts/figures.sh load
+# about 10 more: it writes 100,000 passages); the bench and postgres steps start a throwaway PostgreSQL.
+# Name steps to run only those: bash scripts/figures.sh load
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
@@ -23,7 +24,8 @@ for step in "${steps[@]}"; do
     squad1) qa eval "$VAL" --reader-only --report docs/eval-squad-v1.md ;;
     squad2) qa eval "$VAL2" --reader-only --report docs/eval-squad-v2.md ;;
     calibration) qa eval "$VAL2" --calibration 1527 --report docs/calibration.md ;;
-    bench) qa bench --sizes 1k,10k --recall --open-domain 200 --report docs/benchmarks.md ;;
+    bench) python scripts/with_postgres.py qa bench --sizes 1k,10k --recall --database '{url}' \
+             --open-domain 200 --report docs/benchmarks.md ;;
     load) python scripts/load_check.py --report docs/load.md ;;
     readers) qa compare-readers --questions 300 --validation "$VAL" --threads 1 --report docs/readers.md ;;
     formats) python scripts/format_check.py --report docs/formats.md ;;
