@@ -261,7 +261,7 @@ class PgIndex:
                 cur.executemany(f"INSERT INTO {s}.sources VALUES (%s, %s)", [(n, want[n]) for n in changed])
             self._write_passages(conn, passages, units, vectors)
             self._index(conn)
-            self._write_term_stats(conn)
+            self._write_term_stats(conn, changed)
         # fresh rows: give the planner their statistics and mark their pages all-visible, so that
         # the postings' index-only scans need no table reads (VACUUM cannot run in a transaction)
         for table in ("passages", "sentences", "postings", "terms", "sources"):
@@ -291,16 +291,27 @@ class PgIndex:
         s = self.schema
         if not names:
             return
+        # their stems' document frequencies first, while their postings are there to count
+        conn.execute(f"UPDATE {s}.terms t SET df = t.df - gone.n FROM (SELECT lexeme, count(*) AS n "
+                     f"FROM {s}.postings WHERE passage IN "
+                     f"(SELECT id FROM {s}.passages WHERE source = ANY(%s)) "
+                     f"GROUP BY lexeme) gone WHERE t.lexeme = gone.lexeme", (names,))
+        conn.execute(f"DELETE FROM {s}.terms WHERE df <= 0")
         for table in ("sentences", "postings"):
             conn.execute(f"DELETE FROM {s}.{table} WHERE passage IN "
                          f"(SELECT id FROM {s}.passages WHERE source = ANY(%s))", (names,))
         conn.execute(f"DELETE FROM {s}.sources WHERE name = ANY(%s)", (names,))  # cascades to passages
 
-    def _write_term_stats(self, conn: Any) -> None:
-        """Recount BM25's corpus statistics over all passages (in the caller's transaction)."""
+    def _write_term_stats(self, conn: Any, names: list[str]) -> None:
+        """Add the postings of these sources to the document frequencies; recount passages and mean length.
+
+        Counting only what changed keeps a small update small at any corpus size (in the caller's
+        transaction; ``_delete`` has taken off what was removed).
+        """
         s = self.schema
-        conn.execute(f"DELETE FROM {s}.terms")
-        conn.execute(f"INSERT INTO {s}.terms SELECT word, ndoc FROM ts_stat('SELECT tsv FROM {s}.passages')")
+        conn.execute(f"INSERT INTO {s}.terms SELECT lexeme, count(*) FROM {s}.postings WHERE passage IN "
+                     f"(SELECT id FROM {s}.passages WHERE source = ANY(%s)) GROUP BY lexeme "
+                     f"ON CONFLICT (lexeme) DO UPDATE SET df = {s}.terms.df + excluded.df", (names,))
         conn.execute(f"DELETE FROM {s}.stats")
         conn.execute(f"INSERT INTO {s}.stats SELECT count(*), greatest(avg(n_terms), 1) FROM {s}.passages")
 

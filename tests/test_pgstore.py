@@ -40,6 +40,9 @@ def test_sync_is_incremental_and_hits_point_into_the_sources(pg_url: str) -> Non
     assert names == ["mill.txt"] and passages == len(expected)
     assert all(h.source == "mill.txt" for h in PgRetriever(store=store, embedder=emb).retrieve("bridge"))
     conn = store.connect()
+    recount = conn.execute("SELECT word, ndoc FROM ts_stat('SELECT tsv FROM qa.passages') ORDER BY word")
+    assert conn.execute("SELECT lexeme, df FROM qa.terms ORDER BY lexeme").fetchall() == recount.fetchall(), (
+        "document frequencies kept up by each update are those of the corpus")
     for table in ("sentences", "postings"):
         orphans = conn.execute(f"SELECT count(*) FROM qa.{table} WHERE passage NOT IN "
                                f"(SELECT id FROM qa.passages)").fetchone()[0]
@@ -67,7 +70,7 @@ def test_a_failed_update_changes_nothing(pg_url: str, monkeypatch: pytest.Monkey
     store.sync(DOCS, emb)
     before = store.summary()
 
-    def boom(self, conn) -> None:
+    def boom(self, conn, names) -> None:
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(PgIndex, "_write_term_stats", boom)  # fails after the passages were written
