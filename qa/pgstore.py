@@ -49,7 +49,7 @@ DEFAULT_SCHEMA = "qa"
 #: Full-text search configuration: PostgreSQL's English stemmer and stop words.
 TEXT_SEARCH = "english"
 #: HNSW build and search settings (pgvector's defaults). ``python scripts/pg_scale_check.py`` measures
-#: latency (100,000 passages: p50 17.2 ms with ef_search 40 and ``POSTINGS_PER_TERM`` 200) and
+#: latency (100,000 passages: p50 19.5 ms with ef_search 40 and ``POSTINGS_PER_TERM`` 200) and
 #: ``qa bench --recall --database URL`` recall (squad-dev-40 recall@5 95.7).
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
