@@ -29,6 +29,13 @@ REPO = Path(__file__).resolve().parent.parent
 ARTICLE = REPO / "seeds" / "article.txt"
 SHARED_DATA = REPO.parent / "shared" / "data"
 _WORD = re.compile(r"\w+")
+#: Two small documents for the database tests.
+TOWN_DOCS = {
+    "mill.txt": "The old mill on the river was built by Anna Berg in 1990. It grinds wheat for the "
+                "village.\n\nVisitors come on Sundays to see the wheel turn. The bakery buys its flour.",
+    "bridge.txt": "The bridge opened in 2001 after a long debate. It cost four million euros.\n\n"
+                  "Cyclists use it every morning on their way to the town.",
+}
 
 
 def free_port() -> int:
