@@ -69,9 +69,9 @@ def _sync_locked(index: PgIndex, conn: Any, sources: dict[str, str], embedder: E
     if rebuild:
         conn.execute(f"DROP SCHEMA IF EXISTS {s} CASCADE")
     index.check(embedder, settings)
-    have = {}
-    if conn.execute("SELECT to_regclass(%s)", (f"{s}.sources",)).fetchone()[0] is not None:
-        have = dict(conn.execute(f"SELECT name, sha FROM {s}.sources").fetchall())
+    # the schema is made whole in one transaction, so its meta table stands for all of it
+    exists = conn.execute("SELECT to_regclass(%s)", (f"{s}.meta",)).fetchone()[0] is not None
+    have = dict(conn.execute(f"SELECT name, sha FROM {s}.sources").fetchall()) if exists else {}
     want = {name: text_key(text) for name, text in sources.items()}
     removed = sorted(set(have) - set(want))
     changed = sorted(n for n in want if have.get(n) != want[n])
@@ -83,13 +83,14 @@ def _sync_locked(index: PgIndex, conn: Any, sources: dict[str, str], embedder: E
     units = [[p.text, *passage_sentences(p)] for p in passages]
     store = VectorCache(None, embedder)
     store.vectors.update(cache)
-    store.vectors.update(_cached(conn, s, {text_key(t) for u in units for t in u}))
+    if exists:
+        store.vectors.update(_cached(conn, s, {text_key(t) for u in units for t in u}))
     vectors = store.get([t for u in units for t in u], progress=progress) if units else None
     stats["embedded"] = store.embedded
     say(f"Writing {len(passages):,} passages of {len(changed)} source(s) to the database "
         f"({stats['removed']} removed).")
     with conn.transaction():
-        if conn.execute("SELECT to_regclass(%s)", (f"{s}.meta",)).fetchone()[0] is None:
+        if not exists:
             _create(conn, s, embedder, settings)
         _delete(conn, s, removed + changed)
         with conn.cursor() as cur:
@@ -154,19 +155,22 @@ def _create_indexes(conn: Any, s: str) -> None:
                  f"(vec vector_cosine_ops) WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
 
 
+def _passages_of(s: str) -> str:
+    """SQL for the ids of the passages of the sources in the statement's one parameter (a list)."""
+    return f"(SELECT id FROM {s}.passages WHERE source = ANY(%s))"
+
+
 def _delete(conn: Any, s: str, names: list[str]) -> None:
     """Remove these sources with their passages, sentences and postings (in the caller's transaction)."""
     if not names:
         return
     # their stems' document frequencies first, while their postings are there to count
     conn.execute(f"UPDATE {s}.terms t SET df = t.df - gone.n FROM (SELECT lexeme, count(*) AS n "
-                 f"FROM {s}.postings WHERE passage IN "
-                 f"(SELECT id FROM {s}.passages WHERE source = ANY(%s)) "
+                 f"FROM {s}.postings WHERE passage IN {_passages_of(s)} "
                  f"GROUP BY lexeme) gone WHERE t.lexeme = gone.lexeme", (names,))
     conn.execute(f"DELETE FROM {s}.terms WHERE df <= 0")
     for table in ("sentences", "postings"):
-        conn.execute(f"DELETE FROM {s}.{table} WHERE passage IN "
-                     f"(SELECT id FROM {s}.passages WHERE source = ANY(%s))", (names,))
+        conn.execute(f"DELETE FROM {s}.{table} WHERE passage IN {_passages_of(s)}", (names,))
     conn.execute(f"DELETE FROM {s}.sources WHERE name = ANY(%s)", (names,))  # cascades to passages
 
 
@@ -176,8 +180,8 @@ def _write_term_stats(conn: Any, s: str, names: list[str]) -> None:
     Counting only what changed keeps a small update small at any corpus size (in the caller's
     transaction; ``_delete`` has taken off what was removed).
     """
-    conn.execute(f"INSERT INTO {s}.terms SELECT lexeme, count(*) FROM {s}.postings WHERE passage IN "
-                 f"(SELECT id FROM {s}.passages WHERE source = ANY(%s)) GROUP BY lexeme "
+    conn.execute(f"INSERT INTO {s}.terms SELECT lexeme, count(*) FROM {s}.postings "
+                 f"WHERE passage IN {_passages_of(s)} GROUP BY lexeme "
                  f"ON CONFLICT (lexeme) DO UPDATE SET df = {s}.terms.df + excluded.df", (names,))
     conn.execute(f"DELETE FROM {s}.stats")
     conn.execute(f"INSERT INTO {s}.stats SELECT count(*), greatest(avg(n_terms), 1) FROM {s}.passages")
@@ -185,7 +189,7 @@ def _write_term_stats(conn: Any, s: str, names: list[str]) -> None:
 
 def _cached(conn: Any, s: str, keys: set[str]) -> dict[str, Any]:
     """Stored vectors of passages and sentences whose text has one of these keys (the cache)."""
-    if not keys or conn.execute("SELECT to_regclass(%s)", (f"{s}.passages",)).fetchone()[0] is None:
+    if not keys:
         return {}
     wanted = sorted(keys)
     with conn.cursor(binary=True) as cur:
@@ -213,7 +217,7 @@ def _write_passages(conn: Any, s: str, passages: list[Passage], units: list[list
                 f"INSERT INTO {s}.passages (pid, key, source, start_offset, end_offset, text, vec) "
                 f"VALUES (%s, %s, %s, %s, %s, %s, %b) RETURNING id",
                 [(p.id, text_key(p.text), p.source, p.start, p.end, p.text, vectors[firsts[i]])
-                 for i, p in ((i, passages[i]) for i in batch)], returning=True)
+                 for i, p in zip(batch, passages[batch.start:batch.stop], strict=True)], returning=True)
             ids = []
             while True:
                 ids.append(cur.fetchone()[0])
