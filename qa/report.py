@@ -103,6 +103,11 @@ def scalars(result: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
+def figures(result: dict[str, Any]) -> str:
+    """Every number of a result as a Markdown table of measures and values."""
+    return table(["measure", "value"], scalars(result))
+
+
 def check_path(path: str | Path) -> Path:
     """``path`` as a Path if it names a Markdown file, else ValueError saying what to give."""
     if Path(path).suffix != ".md":
@@ -281,8 +286,8 @@ def bench_sections(r: dict[str, Any], report: Path) -> list[str]:
                    "questions (a question counts when a gold answer starts inside one of the top k hits).\n\n"
                    + table(["mode", "recall@1", "recall@3", "recall@5", "characters in the top 5"], body)
                    + _plot_recall(recall["modes"], report.with_name(report.stem + "-recall.png")))
-    other = scalars({k: v for k, v in r.items() if k not in ("sizes", "recall")})
-    out.append("## Every figure\n\n" + table(["measure", "value"], other))
+    other = {k: v for k, v in r.items() if k not in ("sizes", "recall")}
+    out.append("## Every figure\n\n" + figures(other))
     return out
 
 
@@ -334,7 +339,7 @@ def eval_sections(r: dict[str, Any], title: str, report: Path) -> list[str]:
         png = report.with_name(report.stem + "-reliability.png")
         plot_reliability(r["reliability"], str(png), title=f"{title}, {r.get('questions')} questions")
         out.append(f"## Reliability\n\n![Reliability diagram]({png.name})")
-    out.append("## Every figure\n\n" + table(["measure", "value"], scalars(r)))
+    out.append("## Every figure\n\n" + figures(r))
     return out
 
 

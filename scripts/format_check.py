@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         from qa import report
 
-        body = "## Figures\n\n" + report.table(["measure", "value"], report.scalars(result))
+        body = "## Figures\n\n" + report.figures(result)
         path = report.write(args.report, title="Documents as text, PDF and Word", kind="formats",
                             result=result, sections=[body],
                             command=["python", "scripts/format_check.py",

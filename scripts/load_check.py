@@ -220,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "lost": len(tally.lost), "p50_s": round(percentile(lat, 50), 2),
                   "p95_s": round(percentile(lat, 95), 2), "max_s": round(max(lat), 2) if lat else None,
                   "wall_s": round(wall, 1), "answers_per_s": round(tally.answered / wall, 2)}
-        body = "## Figures\n\n" + report.table(["measure", "value"], report.scalars(result))
+        body = "## Figures\n\n" + report.figures(result)
         given = list(argv if argv is not None else sys.argv[1:])
         path = report.write(args.report, title="Many users at once: the chat app's /ask API", kind="load",
                             result=result, sections=[body],
