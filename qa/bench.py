@@ -691,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         from qa import report
 
         path = args.report
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)  # the plots are drawn before the report is written
         report.write(path, title="Benchmarks", kind="bench", result=result,
                      sections=report.bench_sections(result, path),
                      command=["qa", "bench", *(argv if argv is not None else sys.argv[1:])])

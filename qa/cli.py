@@ -256,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
                     else "whole pipeline")
             title = f"{Path(args.file).name}, {what}"
             path = Path(args.report)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)  # the reliability diagram is drawn first
             report.write(path, title=title, kind="eval", result=result,
                          sections=report.eval_sections(result, title, path),
                          command=["qa", *args.argv])

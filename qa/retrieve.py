@@ -153,11 +153,11 @@ def group_overlapping(passages: Sequence[Passage], k: int) -> list[list[int]]:
     return groups
 
 
-
 def import_retrieval_libraries() -> None:
     """Import FAISS and bm25s now (about 0.3 s), e.g. while another thread loads the models."""
     import bm25s  # noqa: F401
     import faiss  # noqa: F401
+
 
 class Retriever:
     """Finds the passages of an index that best match a query."""
