@@ -189,6 +189,8 @@ def _write_term_stats(conn: Any, s: str, names: list[str]) -> None:
 
 def _cached(conn: Any, s: str, keys: set[str]) -> dict[str, Any]:
     """Stored vectors of passages and sentences whose text has one of these keys (the cache)."""
+    import numpy as np
+
     if not keys:
         return {}
     wanted = sorted(keys)
@@ -196,7 +198,9 @@ def _cached(conn: Any, s: str, keys: set[str]) -> dict[str, Any]:
         rows = cur.execute(f"SELECT key, vec FROM {s}.passages WHERE key = ANY(%s) UNION ALL "
                            f"SELECT key, vec FROM {s}.sentences WHERE key = ANY(%s)",
                            (wanted, wanted)).fetchall()
-    return dict(rows)
+    # pgvector's adapter gives a Vector (0.4 and later) or an array (before): always float32 arrays
+    return {key: np.asarray(vec.to_numpy() if hasattr(vec, "to_numpy") else vec, dtype=np.float32)
+            for key, vec in rows}
 
 
 def _write_passages(conn: Any, s: str, passages: list[Passage], units: list[list[str]],

@@ -65,6 +65,40 @@ def test_cli_index_and_ask_through_the_database_answer_as_the_local_index_does(p
         (local_answer["answer"], local_answer["start"], local_answer["source"])
 
 
+@pytest.mark.slow
+def test_cli_reindexing_a_changed_document_with_the_real_embedder_answers_from_the_new_text(pg_url: str,
+                                                                                          tmp_path: Path):
+    """``qa index`` twice, a document edited in between: kept passages reuse stored vectors, new ones embed."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    docs = tmp_path / "notes"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+
+    def qa(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "qa.cli", *args, "--database", pg_url], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=300)
+
+    assert (done := qa("index", str(docs))).returncode == 0, done.stderr
+    added = " A brass lamp was fitted on the bridge by Jonas Weber in 2020."
+    with (docs / "bridge.txt").open("a", encoding="utf-8") as f:
+        f.write(added)
+    done = qa("index", str(docs))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    asked = qa("ask", "Who fitted the brass lamp on the bridge?", "--json")
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    new_text = (docs / "bridge.txt").read_text(encoding="utf-8")
+    assert answer["answer"] and "Jonas Weber" in answer["answer"]
+    assert answer["source"].endswith("bridge.txt") and new_text[answer["start"]:answer["end"]] == answer["answer"]
+    assert answer["start"] >= len(DOCS["bridge.txt"]), "the answer stands in the appended sentence"
+
+
 def test_module_constants() -> None:
     assert pgstore.SCHEMA_VERSION >= 1 and pgstore.TEXT_SEARCH == "english"
 
