@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.chunk import chunk_text
+from qa.extras import require
 from qa.index import (
     EXACT_MAX,
     INDEX_FLAT,
@@ -682,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--answers and --cold-runs must be 0 or more")
     if args.threads is not None and args.threads < 1:
         build_parser().error("--threads must be at least 1")
+    if args.database:
+        require("psycopg", "pgvector")  # before minutes of embedding: say which extra is missing
     result = run(args)
     if args.json:
         print(json.dumps(result))

@@ -17,6 +17,7 @@ from qa.chatbot import (
     MINILM_SIMILARITY_FLOOR,
     Chatbot,
 )
+from qa.extras import missing_extra, require
 from qa.read import DEFAULT_READER, PRECISIONS, Reader
 from qa.retrieve import MODES
 from qa.sources import is_url
@@ -178,6 +179,8 @@ def _print_answer(answer: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one parsed subcommand; return the exit status."""
+    if getattr(args, "database", None):
+        require("psycopg", "pgvector")  # before any work: say which extra is missing
     if args.command == "index":
         bot = Chatbot(sources=_sources_for(args, args.paths), index_dir=args.index_dir, reader=_NoReader(),
                       database=args.database)
@@ -279,19 +282,30 @@ class _NoReader:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qa`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in DELEGATED:
-        import importlib
-
-        return int(importlib.import_module(DELEGATED[argv[0]]).main(argv[1:]) or 0)
-    args = build_parser().parse_args(argv)
-    args.argv = argv  # the command line, for reports
+    command = argv[0] if argv else ""
     try:
+        if command in DELEGATED:
+            import importlib
+
+            return int(importlib.import_module(DELEGATED[command]).main(argv[1:]) or 0)
+        args = build_parser().parse_args(argv)
+        args.argv = argv  # the command line, for reports
         return run(args)
+    except ImportError as exc:
+        # an optional extra's module says which extra to install; any other is a broken install
+        print(f"qa {command}: error: {missing_extra(exc) or _broken_install(exc)}", file=sys.stderr)
+        return 2
     except (ValueError, TypeError, OSError, RuntimeError) as exc:
-        print(f"qa {args.command}: error: {exc}", file=sys.stderr)
+        print(f"qa {command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _broken_install(error: ImportError) -> str:
+    """The message for a module that ``qa`` needs and cannot import."""
+    return (f"{error.name or error} cannot be imported ({error}); "
+            "reinstall qa with its dependencies (the README's quick start says how)")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.evaluate import EvalItem, exact_match, f1, load_squad
+from qa.extras import require
 from qa.read import BACKENDS, DEFAULT_READER, MAX_ANSWER_TOKENS, MAX_LENGTH, PRECISIONS, STRIDE
 from qa.report import report_arg
 from qa.schema import Passage
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report", default=None, metavar="MD", type=report_arg,
                    help="also write the table as a Markdown report (and a .json beside it)")
     args = p.parse_args(argv)
+    require("haystack", "haystack_integrations")  # before any work: say which extra is missing
     if args.questions < 1 or args.threads < 1:
         p.error("--questions and --threads must be positive")
     try:

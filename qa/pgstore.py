@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from qa.extras import missing_extra
 from qa.index_build import normalise_chunk_settings
 from qa.retrieve import (
     BM25_B,
@@ -95,8 +96,7 @@ class PgIndex:
             import psycopg
             from pgvector.psycopg import register_vector
         except ImportError as e:
-            raise DatabaseError("the database backend needs psycopg 3 and pgvector: "
-                                "pip install 'psycopg[binary]' pgvector") from e
+            raise DatabaseError(str(missing_extra(e) or e)) from e
 
         try:
             conn = psycopg.connect(self.url, autocommit=True)
