@@ -68,7 +68,7 @@ def test_cli_index_and_ask_through_the_database_answer_as_the_local_index_does(p
 @pytest.mark.slow
 def test_cli_reindexing_a_changed_document_with_the_real_embedder_answers_from_the_new_text(pg_url: str,
                                                                                           tmp_path: Path):
-    """``qa index`` twice, a document edited in between: kept passages reuse stored vectors, new ones embed."""
+    """``qa index`` twice, a document edited in between: stored vectors are reused, new sentences embedded."""
     import json
     import os
     import subprocess
@@ -95,7 +95,8 @@ def test_cli_reindexing_a_changed_document_with_the_real_embedder_answers_from_t
     answer = json.loads(asked.stdout)
     new_text = (docs / "bridge.txt").read_text(encoding="utf-8")
     assert answer["answer"] and "Jonas Weber" in answer["answer"]
-    assert answer["source"].endswith("bridge.txt") and new_text[answer["start"]:answer["end"]] == answer["answer"]
+    assert answer["source"].endswith("bridge.txt")
+    assert new_text[answer["start"]:answer["end"]] == answer["answer"]
     assert answer["start"] >= len(DOCS["bridge.txt"]), "the answer stands in the appended sentence"
 
 
