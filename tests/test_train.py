@@ -1,4 +1,4 @@
-"""Tests for qa.train: the split, the data mix, windows and labels, the schedule, resuming."""
+"""Tests for qa.lab.train: the split, the data mix, windows and labels, the schedule, resuming."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from qa import train
-from qa.read import Reader
+from qa.lab import train
+from qa.reader.read import Reader
 from qa.schema import Passage
 
 CITIES = ["Aldon", "Brevik", "Corvale", "Dunmore", "Elster", "Fennick", "Garrow", "Holm"]

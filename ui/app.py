@@ -1,4 +1,4 @@
-"""The web chat UI and HTTP API over a :class:`qa.chatbot.Chatbot` (Gradio 6).
+"""The web chat UI and HTTP API over a :class:`qa.chat.chatbot.Chatbot` (Gradio 6).
 
 This module is deliberately thin: it holds no retrieval or model logic. Everything it shows comes
 from ``bot.ask`` (an :class:`qa.schema.Answer`) rendered by :mod:`ui.format`.
@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from qa.followup import turns
-from qa.sources import SUFFIXES
+from qa.chat.followup import turns
+from qa.ingest.sources import SUFFIXES
 from ui.format import (
     GENERIC_ERROR,
     document_removed,
@@ -60,12 +60,12 @@ from ui.format import (
 from ui.guard import BodyLimit, slow_login
 
 if TYPE_CHECKING:
-    from qa.chatbot import Chatbot
-    from qa.library import Library
+    from qa.chat.chatbot import Chatbot
+    from qa.chat.library import Library
 
 try:  # the bot enforces the cap (ValueError); the textbox only mirrors it
-    from qa.chatbot import MAX_QUESTION_CHARS
-except ImportError:  # pragma: no cover - qa.chatbot not importable (e.g. a broken install)
+    from qa.chat.chatbot import MAX_QUESTION_CHARS
+except ImportError:  # pragma: no cover - qa.chat.chatbot not importable (e.g. a broken install)
     MAX_QUESTION_CHARS = 1000
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ CONCURRENCY_ID = "qa-bot"
 #: The largest file a user may upload (Gradio's upload route answers 413 above it).
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 #: Gradio deletes uploaded files this many seconds old, checking as often (the session's own copies go
-#: when it ends: ``qa.library``).
+#: when it ends: ``qa.chat.library``).
 UPLOAD_CACHE_SECONDS = 3600
 
 EXAMPLES: tuple[str, ...] = (
@@ -136,9 +136,9 @@ def build_app(bot: Chatbot, *, concurrency_limit: int = DEFAULT_CONCURRENCY,
     """The chat UI and the ``/ask`` and ``/add_documents`` API over ``bot``, queue configured.
 
     Launch it with :func:`launch`, or use :func:`serve`. A session's added documents live in ``library``
-    (default: a :class:`qa.library.Library` over ``bot``); a session without any is answered by ``bot``.
+    (default: a :class:`qa.chat.library.Library` over ``bot``); a session without any is answered by ``bot``.
     """
-    from qa.library import Library
+    from qa.chat.library import Library
 
     description = bot.describe()
     library = library if library is not None else Library(base=bot)
@@ -413,7 +413,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, aut
     """
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     credentials = parse_auth(auth if auth is not None else os.environ.get("QA_AUTH"))
-    from qa.chatbot import Chatbot
+    from qa.chat.chatbot import Chatbot
 
     def progress(msg: str) -> None:
         print(f"  … {msg}", flush=True)

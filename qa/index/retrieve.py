@@ -14,13 +14,13 @@ from qa.schema import Hit, Passage
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.embed import Embedder
-    from qa.index import Index
+    from qa.index.embed import Embedder
+    from qa.index.local import Index
 
 DEFAULT_TOP_K = 3
 MODES = ("hybrid", "dense", "lexical")
 #: Reciprocal-rank-fusion constant. The paper's default is 60; 5 trusts each list's top ranks more. Chosen
-#: on the questions of the 30 training-split SQuAD articles (qa.train.split_squad) over all 1,726
+#: on the questions of the 30 training-split SQuAD articles (qa.lab.train.split_squad) over all 1,726
 #: paragraphs and checked on the 10 held-out articles' questions; ``qa bench --recall`` measures recall.
 RRF_K = 5
 #: Candidates taken from each retriever before fusion: CANDIDATE_FACTOR * top_k + CANDIDATE_EXTRA.
@@ -39,7 +39,7 @@ MERGE_OVERLAPS = True
 #: Dense scoring: (1 - w) * the passage's cosine + w * the cosine of its best-matching sentence, computed
 #: for the dense and lexical candidates together (the index keeps a vector per sentence); 0 scores by
 #: whole passages only. 0.5 is chosen by hybrid recall@5 with merged hits on the training-split questions
-#: of squad-v1.1-dev-40 (qa.train.split_squad); ``qa bench --recall`` measures recall.
+#: of squad-v1.1-dev-40 (qa.lab.train.split_squad); ``qa bench --recall`` measures recall.
 SENTENCE_WEIGHT = 0.5
 
 
@@ -166,9 +166,9 @@ class Retriever:
                  top_k: int = DEFAULT_TOP_K, merge: bool = MERGE_OVERLAPS,
                  sentence_weight: float = SENTENCE_WEIGHT) -> None:
         if not hasattr(index, "passages") or not callable(getattr(index, "search", None)):
-            raise TypeError("index must be a qa.index.Index")
+            raise TypeError("index must be a qa.index.local.Index")
         if not callable(getattr(embedder, "encode", None)):
-            raise TypeError("embedder must be a qa.embed.Embedder")
+            raise TypeError("embedder must be a qa.index.embed.Embedder")
         self.index = index
         self.embedder = embedder
         self.mode = check_mode(mode)

@@ -1,4 +1,4 @@
-"""Updates of a :class:`qa.pgstore.PgIndex`: one transaction under an advisory lock, only new texts embedded.
+"""Updates of a PostgreSQL store: one transaction under an advisory lock, only new texts embedded.
 
 ``sync`` makes a schema hold exactly the sources it is given: it chunks the added and changed ones,
 takes their vectors from the stored ones by text SHA-256 (embedding only what is new), and in one
@@ -12,20 +12,19 @@ import json
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from qa.index import passage_sentences
-from qa.index_build import chunk_sources, normalise_chunk_settings
-from qa.pgstore import SCHEMA_VERSION, TEXT_SEARCH, Log
-from qa.retrieve import BM25_B, BM25_K1
-from qa.vector_cache import VectorCache, text_key
+from qa.index.build import chunk_sources, normalise_chunk_settings
+from qa.index.local import passage_sentences
+from qa.index.pgschema import SCHEMA_VERSION, TEXT_SEARCH, Log, Store
+from qa.index.retrieve import BM25_B, BM25_K1
+from qa.index.vector_cache import VectorCache, text_key
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.embed import Embedder
-    from qa.pgstore import PgIndex
+    from qa.index.embed import Embedder
     from qa.schema import Passage
 
-#: HNSW build settings (pgvector's defaults); ``qa.pgstore.HNSW_EF_SEARCH`` is the search side.
+#: HNSW build settings (pgvector's defaults); ``qa.index.pgstore.HNSW_EF_SEARCH`` is the search side.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 #: The passage length (stems) a posting's stored weight assumes: it only orders a stem's postings.
@@ -38,7 +37,7 @@ COPY_BATCH = 1000
 BUILD_MEMORY = "512MB"
 
 
-def sync(index: PgIndex, sources: dict[str, str], embedder: Embedder, *,
+def sync(index: Store, sources: dict[str, str], embedder: Embedder, *,
          chunk_settings: dict | None = None, rebuild: bool = False, progress: bool = False,
          log: Log | None = None, cache: dict[str, Any] | None = None) -> dict[str, int]:
     """Make the database hold exactly ``sources``: one transaction, only new texts embedded.
@@ -61,7 +60,7 @@ def sync(index: PgIndex, sources: dict[str, str], embedder: Embedder, *,
         conn.close()
 
 
-def _sync_locked(index: PgIndex, conn: Any, sources: dict[str, str], embedder: Embedder,
+def _sync_locked(index: Store, conn: Any, sources: dict[str, str], embedder: Embedder,
                  settings: dict[str, int], rebuild: bool, progress: bool, say: Log,
                  cache: dict[str, Any]) -> dict[str, int]:
     """``sync`` holding the writer lock."""

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.evaluate import _percentile, _resolve_reader, exact_match, f1
+from qa.lab.evaluate import _percentile, _resolve_reader
+from qa.lab.squad import exact_match, f1
 
 FORMAT = "qa-conversations-1"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def evaluate_conversations(
     from tqdm import tqdm
 
     if chatbot_factory is None:
-        from qa.chatbot import Chatbot
+        from qa.chat.chatbot import Chatbot
 
         chatbot_factory = Chatbot
     reader = _resolve_reader(reader)

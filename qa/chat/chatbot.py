@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from qa.chunk import sentence_around
-from qa.followup import Turn, is_follow_up, resolve, self_contained, turns
-from qa.retrieve import DEFAULT_TOP_K, check_mode
+from qa.chat.followup import Turn, is_follow_up, resolve, self_contained, turns
+from qa.index.retrieve import DEFAULT_TOP_K, check_mode
+from qa.ingest.chunk import sentence_around
+from qa.ingest.sources import is_url
 from qa.schema import Answer, Hit, Span
-from qa.sources import is_url
 
 
 def _user_index_dir() -> Path:
@@ -27,7 +27,7 @@ def _user_index_dir() -> Path:
     return platformdirs.user_data_path("qa", appauthor=False) / "index"
 
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 #: The bundled news article ships inside the package (a source checkout also shows it as ``seeds/``).
 DEFAULT_SOURCES: tuple[Path, ...] = (PACKAGE_DIR / "seeds",)
 #: ``QA_INDEX_DIR``, else the per-user data folder (``~/.local/share/qa/index`` on Linux), never the
@@ -173,7 +173,7 @@ def source_stamps(names: Iterable[str], root: str | Path | None = None) -> dict[
 
 
 def page_breaks(texts: dict[str, str]) -> dict[str, list[int]]:
-    """Where each PDF's pages break (the offsets of ``qa.formats.PAGE_BREAK``'s form feeds)."""
+    """Where each PDF's pages break (the offsets of ``qa.ingest.formats.PAGE_BREAK``'s form feeds)."""
     return {name: [i for i, c in enumerate(text) if c == "\f"]
             for name, text in texts.items() if "\f" in text}
 
@@ -223,10 +223,10 @@ class Chatbot:
         self.source_root = source_root
         if database is not None and (not isinstance(database, str) or "://" not in database):
             raise ValueError(f"database must be a URL such as postgresql://user@host/db, got {database!r}")
-        #: A PostgreSQL URL: the index lives there (``qa.pgstore``), shared with other processes. With
+        #: A PostgreSQL URL: the index lives there (``qa.index.pgstore``), shared with other processes. With
         #: no ``sources`` the database's corpus is used as it is (the bundled article when it is empty).
         self.database = database
-        #: The schema holding this corpus in ``database`` (None: ``qa.pgstore.DEFAULT_SCHEMA``; ``qa eval``
+        #: The schema holding this corpus in ``database`` (None: ``pgstore.DEFAULT_SCHEMA``; ``qa eval``
         #: uses a temporary one).
         self.database_schema = database_schema
         if not isinstance(sentence_vectors, bool):
@@ -257,10 +257,10 @@ class Chatbot:
         """Load the embedder, build or load the index (a bar on stderr if asked), and load the reader."""
         if self.retriever is not None and not rebuild:
             return
-        from qa.embed import Embedder
-        from qa.index import Index
-        from qa.read import Reader
-        from qa.retrieve import Retriever, import_retrieval_libraries
+        from qa.index.build import build_or_load
+        from qa.index.embed import Embedder
+        from qa.index.retrieve import Retriever, import_retrieval_libraries
+        from qa.reader.read import Reader
 
         self._progress_bar = progress_bar  # a later refresh (refresh_if_changed) shows its bar too
         say = progress or (lambda _m: None)
@@ -280,7 +280,7 @@ class Chatbot:
         else:
             texts = self._read_sources(say)
             say(f"Indexing {len(texts)} source(s) with {embedder.name}…")
-            self.index = Index.build_or_load(
+            self.index = build_or_load(
                 texts, self.index_dir, embedder, rebuild=rebuild, progress=progress_bar, log=self.log,
                 sentences=self.sentence_vectors)
             retriever = Retriever(index=self.index, embedder=embedder, mode=self.mode, top_k=self.top_k)
@@ -295,7 +295,7 @@ class Chatbot:
 
     def _read_sources(self, say: Log) -> dict[str, str]:
         """The sources' texts; their file stamps and PDF page breaks remembered."""
-        from qa.sources import collect_sources
+        from qa.ingest.sources import collect_sources
 
         say("Reading sources…")
         texts = collect_sources(self.sources, log=self.log, root=self.source_root)
@@ -305,14 +305,15 @@ class Chatbot:
 
     def _database_retriever(self, embedder: Any, say: Log, *, rebuild: bool, progress_bar: bool) -> Any:
         """The retriever over the database; its corpus updated first when sources were given."""
-        from qa.pgstore import DEFAULT_SCHEMA, PgIndex, PgRetriever
+        from qa.index.pgstore import DEFAULT_SCHEMA, PgIndex, PgRetriever
+        from qa.index.pgstore_write import sync
 
         store = PgIndex(url=self.database, schema=self.database_schema or DEFAULT_SCHEMA)
         store.check(embedder)
         if self._sources_given or rebuild or store.meta() is None:
             texts = self._read_sources(say)
             say(f"Updating the database with {len(texts)} source(s)…")
-            store.sync(texts, embedder, rebuild=rebuild, progress=progress_bar, log=self.log)
+            sync(store, texts, embedder, rebuild=rebuild, progress=progress_bar, log=self.log)
         self.index = store
         return PgRetriever(store=store, embedder=embedder, mode=self.mode, top_k=self.top_k)
 
@@ -336,7 +337,7 @@ class Chatbot:
         """Re-read the sources and refresh the index when a source file changed or went; True if it did.
 
         A running chatbot (``qa serve``) must never cite offsets into text that is no longer the file's;
-        a source that is gone raises ``qa.sources.SourceError`` naming it.
+        a source that is gone raises ``qa.ingest.errors.SourceError`` naming it.
         """
         self.warm_up()
         if source_stamps(self._stamps, self.source_root) == self._stamps:

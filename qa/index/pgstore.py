@@ -7,20 +7,20 @@ with the passages', the embedding cache), and BM25's ``postings`` (stem, passage
 (document frequencies) and ``stats``. Dense candidates come from an HNSW cosine index, lexical ones
 are scored by BM25 from the postings (PostgreSQL's own ``ts_rank_cd`` is not BM25); one SQL statement
 re-scores them with the best sentence and fuses them by reciprocal rank, and
-``qa.retrieve.assemble_hits`` merges overlapping hits as the local index does. An update
-(``qa.pgstore_write``) is one transaction under an advisory lock: a question sees the corpus before or
-after it, never half of it.
+``qa.index.retrieve.assemble_hits`` merges overlapping hits as the local index does. An update
+(``qa.index.pgstore_write.sync``, which shares ``qa.index.pgschema`` with this module) is one
+transaction under an advisory lock: a question sees the corpus before or after it, never half of it.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from qa.index_build import normalise_chunk_settings
-from qa.retrieve import (
+from qa.index.build import normalise_chunk_settings
+from qa.index.pgschema import SCHEMA_VERSION, TEXT_SEARCH
+from qa.index.retrieve import (
     BM25_B,
     BM25_K1,
     CANDIDATE_EXTRA,
@@ -37,14 +37,10 @@ from qa.retrieve import (
 from qa.schema import Hit, Passage
 
 if TYPE_CHECKING:
-    from qa.embed import Embedder
+    from qa.index.embed import Embedder
 
-#: 2: postings carry a BM25 weight and are read best first, at most ``POSTINGS_PER_TERM`` per stem.
-SCHEMA_VERSION = 2
 DEFAULT_SCHEMA = "qa"
-#: Full-text search configuration: PostgreSQL's English stemmer and stop words.
-TEXT_SEARCH = "english"
-#: HNSW search breadth (pgvector's default; the build settings are in ``qa.pgstore_write``).
+#: HNSW search breadth (pgvector's default; the build settings are in ``qa.index.pgstore_write``).
 #: ``python scripts/pg_scale_check.py`` measures latency (100,000 passages: p50 19.5 ms with
 #: ef_search 40 and ``POSTINGS_PER_TERM`` 200) and ``qa bench --recall --database URL`` recall
 #: (squad-dev-40 recall@5 95.7).
@@ -53,8 +49,6 @@ HNSW_EF_SEARCH = 40
 #: with the current corpus statistics). A stem in more passages than this is cut to its strongest ones,
 #: which bounds the work per question at any corpus size (figures with ``HNSW_EF_SEARCH``).
 POSTINGS_PER_TERM = 200
-
-Log = Callable[[str], None]
 
 
 def _configure(conn: Any) -> None:
@@ -159,21 +153,6 @@ class PgIndex:
         with self._lock:
             self._shared().execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
 
-    # --- updates ---------------------------------------------------------------------------------
-
-    def sync(self, sources: dict[str, str], embedder: Embedder, *, chunk_settings: dict | None = None,
-             rebuild: bool = False, progress: bool = False, log: Log | None = None,
-             cache: dict[str, Any] | None = None) -> dict[str, int]:
-        """Make the database hold exactly ``sources``: one transaction, only new texts embedded.
-
-        ``cache``: more vectors by text SHA-256 (``qa bench`` passes its own). Returns how many sources
-        were added, changed and removed, and how many texts were embedded (``qa.pgstore_write.sync``).
-        """
-        from qa.pgstore_write import sync
-
-        return sync(self, sources, embedder, chunk_settings=chunk_settings, rebuild=rebuild,
-                    progress=progress, log=log, cache=cache)
-
     # --- reading ---------------------------------------------------------------------------------
 
     def summary(self) -> tuple[list[str], int]:
@@ -243,7 +222,7 @@ class PgIndex:
 
 
 class PgRetriever:
-    """``qa.retrieve.Retriever``'s interface over a :class:`PgIndex`."""
+    """``qa.index.retrieve.Retriever``'s interface over a :class:`PgIndex`."""
 
     def __init__(self, *, store: PgIndex, embedder: Embedder, mode: str = "hybrid",
                  top_k: int = DEFAULT_TOP_K, merge: bool = MERGE_OVERLAPS,
@@ -261,7 +240,7 @@ class PgRetriever:
             self.embedder.warm_up()
 
     def retrieve(self, query: str, *, top_k: int | None = None) -> list[Hit]:
-        """The ``top_k`` hits for ``query``, as ``qa.retrieve.Retriever.retrieve`` gives them."""
+        """The ``top_k`` hits for ``query``, as ``qa.index.retrieve.Retriever.retrieve`` gives them."""
         import numpy as np
 
         check_query(query)

@@ -8,8 +8,10 @@ from collections.abc import Callable, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 
+from qa.ingest.errors import SourceError
+
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
-#: Read by ``qa.formats`` from their bytes.
+#: Read by ``qa.ingest.formats`` from their bytes.
 DOCUMENT_SUFFIXES = (".pdf", ".docx")
 HTML_SUFFIXES = (".html", ".htm")
 #: Elements whose content is never shown.
@@ -37,10 +39,6 @@ _SPACES = re.compile(r"[ \t\f\v\r\n]+")
 def is_url(name: object) -> bool:
     """True for an http(s) address (a web page to fetch), False for a file path."""
     return isinstance(name, str) and name.lower().startswith(("http://", "https://"))
-
-
-class SourceError(ValueError):
-    """A source file that cannot be read: the message names the file and says why."""
 
 
 class _TextExtractor(HTMLParser):
@@ -129,7 +127,7 @@ def page_text(html: str, name: str) -> str:
 
     A short page, or one trafilatura finds no article in, is kept whole: the user chose the file.
     """
-    from qa.formats import article_text
+    from qa.ingest.formats import article_text
 
     try:
         return article_text(html, name)
@@ -149,7 +147,7 @@ def read_source(path: str | Path) -> str:
     suffix = p.suffix.lower()
     try:
         if suffix in DOCUMENT_SUFFIXES:
-            from qa.formats import MAX_DOCUMENT_BYTES, docx_text, pdf_text
+            from qa.ingest.formats import MAX_DOCUMENT_BYTES, docx_text, pdf_text
 
             if p.stat().st_size > MAX_DOCUMENT_BYTES:
                 raise SourceError(f"{p}: larger than {MAX_DOCUMENT_BYTES // 2**20} MB; split it or save "
@@ -225,7 +223,7 @@ def collect_sources(paths: Sequence[str | Path], *, log: Callable[[str], None] |
     sources: dict[str, str] = {}
     for f in found:
         if isinstance(f, str):
-            from qa.formats import url_text
+            from qa.ingest.formats import url_text
 
             if f not in sources:
                 sources[f] = url_text(f)

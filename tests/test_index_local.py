@@ -1,4 +1,4 @@
-"""Tests for qa.index: building, saving, reusing and rebuilding the passage index."""
+"""Tests for qa.index.local, .build and .store: building, saving, reusing and rebuilding the passage index."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from conftest import FakeEmbedder
 
-import qa.index as qindex
-from qa import index_build, index_store
-from qa.index import EXACT_MAX, Index, passage_sentences, sentence_units
-from qa.index_store import FORMAT_VERSION, IndexMismatchError
+import qa.index.local as qindex
+from qa.index import build as index_build
+from qa.index import store as index_store
+from qa.index.local import EXACT_MAX, Index, passage_sentences, sentence_units
+from qa.index.store import FORMAT_VERSION, IndexMismatchError
 
 WORD = re.compile(r"\w+")
 
@@ -37,7 +38,7 @@ def logs() -> list[str]:
 
 def build(tmp_path: Path, embedder: CountingEmbedder, logs: list[str], sources: dict | None = None,
           **kw) -> Index:
-    return Index.build_or_load(sources or DOCS, tmp_path / "idx", embedder, log=logs.append, **kw)
+    return index_build.build_or_load(sources or DOCS, tmp_path / "idx", embedder, log=logs.append, **kw)
 
 
 def siblings(folder: Path) -> list[str]:
@@ -132,7 +133,7 @@ def test_removed_source_disappears(tmp_path: Path, logs: list[str]) -> None:
     assert emb.calls == 0
     assert {p.source for p in index.passages} == {"a.txt"}
     assert "removed b.txt" in logs[-1]
-    reloaded = Index.load(tmp_path / "idx")
+    reloaded = index_store.load(tmp_path / "idx")
     assert {p.source for p in reloaded.passages} == {"a.txt"}
     assert reloaded.vectors.shape[0] == len(reloaded.passages)
 
@@ -247,26 +248,26 @@ def test_hnsw_above_exact_max(tmp_path: Path, logs: list[str], monkeypatch: pyte
 def test_bad_arguments(tmp_path: Path) -> None:
     emb = CountingEmbedder()
     with pytest.raises(ValueError):
-        Index.build_or_load({}, tmp_path / "i", emb)
+        index_build.build_or_load({}, tmp_path / "i", emb)
     with pytest.raises(TypeError):
-        Index.build_or_load({"a": 3}, tmp_path / "i", emb)  # type: ignore[dict-item]
+        index_build.build_or_load({"a": 3}, tmp_path / "i", emb)  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="no text"):
-        Index.build_or_load({"a": "  \n "}, tmp_path / "i", emb)
+        index_build.build_or_load({"a": "  \n "}, tmp_path / "i", emb)
     with pytest.raises(TypeError):
-        Index.build_or_load(DOCS, tmp_path / "i", object())  # type: ignore[arg-type]
+        index_build.build_or_load(DOCS, tmp_path / "i", object())  # type: ignore[arg-type]
 
 
 def test_progress_bar_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    Index.build_or_load(DOCS, tmp_path / "idx", CountingEmbedder(), progress=True, log=lambda m: None)
+    index_build.build_or_load(DOCS, tmp_path / "idx", CountingEmbedder(), progress=True, log=lambda m: None)
     captured = capsys.readouterr()
     assert "Embedding" in captured.err and captured.out == ""
 
 
 def test_default_log_prints_one_line_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    Index.build_or_load(DOCS, tmp_path / "idx", CountingEmbedder())
+    index_build.build_or_load(DOCS, tmp_path / "idx", CountingEmbedder())
     (tmp_path / "idx" / "faiss.index").write_bytes(b"x")
     capsys.readouterr()
-    Index.build_or_load(DOCS, tmp_path / "idx", CountingEmbedder())
+    index_build.build_or_load(DOCS, tmp_path / "idx", CountingEmbedder())
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "rebuilding" in err
 
@@ -298,8 +299,8 @@ def test_passage_sentences() -> None:
 KILL_AT_SWAP = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
-import qa.index as qindex
-import qa.index_store as store
+import qa.index.build as build
+import qa.index.store as store
 from conftest import FakeEmbedder
 real_rename = os.rename
 def rename(src, dst):
@@ -307,8 +308,8 @@ def rename(src, dst):
     if ".old-" in str(dst):  # the first rename of the swap is done: die before the second
         os.kill(os.getpid(), signal.SIGKILL)
 store.os.rename = rename
-qindex.Index.build_or_load({{"a.txt": "Something else entirely. Gamma one."}}, {idx!r},
-                           FakeEmbedder(name="fake-embedder", dim=32), log=lambda m: None)
+build.build_or_load({{"a.txt": "Something else entirely. Gamma one."}}, {idx!r},
+                    FakeEmbedder(name="fake-embedder", dim=32), log=lambda m: None)
 """
 
 
@@ -378,9 +379,9 @@ def test_a_damaged_cache_is_said_and_an_unreadable_manifest_is_not_called_bad_js
     folder = tmp_path / "idx"
     (folder / "vector_keys.json").write_text("{broken")
     logs.clear()
-    assert Index.read_cache(folder, CountingEmbedder(), logs.append) == {}
+    assert index_store.read_cache(folder, CountingEmbedder(), logs.append) == {}
     assert len(logs) == 1 and "vector_keys.json" in logs[0] and "unusable" in logs[0]
-    assert Index.read_cache(tmp_path / "nothing", CountingEmbedder(), logs.append) == {}  # no cache: silent
+    assert index_store.read_cache(tmp_path / "nothing", CountingEmbedder(), logs.append) == {}  # no cache
     assert len(logs) == 1
     real_read = Path.read_text
 
@@ -392,7 +393,7 @@ def test_a_damaged_cache_is_said_and_an_unreadable_manifest_is_not_called_bad_js
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Path, "read_text", denied)
         with pytest.raises(IndexMismatchError, match="cannot be read .*Permission denied"):
-            Index.load(folder)
+            index_store.load(folder)
 
 
 MANY = {"many.txt": "\n\n".join(f"Paragraph {i} says a thing. It has a second sentence {i}."
@@ -402,8 +403,7 @@ KILL_MIDWAY = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
 from conftest import FakeEmbedder
-import qa.index as qindex
-import qa.index_build as build
+import qa.index.build as build
 
 class DiesOnThirdCall(FakeEmbedder):
     def encode(self, texts):
@@ -412,8 +412,8 @@ class DiesOnThirdCall(FakeEmbedder):
         return super().encode(texts)
 
 build.EMBED_CHUNK = 8
-qindex.Index.build_or_load({docs!r}, {idx!r}, DiesOnThirdCall(name="fake-embedder", dim=32),
-                           log=lambda m: None)
+build.build_or_load({docs!r}, {idx!r}, DiesOnThirdCall(name="fake-embedder", dim=32),
+                    log=lambda m: None)
 """
 
 
@@ -434,7 +434,7 @@ def test_a_build_killed_midway_resumes_from_the_vectors_it_embedded(tmp_path: Pa
     assert emb.encoded == total - 16, "the two finished steps (2 x 8 texts) are not embedded again"
     assert any("Resuming an interrupted build: 16 texts" in m for m in logs)
     assert siblings(tmp_path) == ["idx"], "the partial vectors are removed once the index is written"
-    fresh = Index.build(MANY, CountingEmbedder())
+    fresh = index_build.build(MANY, CountingEmbedder())
     np.testing.assert_array_equal(index.vectors, fresh.vectors)
     np.testing.assert_array_equal(index.sentence_vectors, fresh.sentence_vectors)
 
@@ -455,5 +455,5 @@ def test_ctrl_c_keeps_the_work_and_says_so_and_rebuild_starts_afresh(tmp_path: P
     with pytest.raises(KeyboardInterrupt):  # a second interruption keeps both runs' work
         build(tmp_path, Interrupted(name="fake-embedder", dim=32), logs, MANY)
     build(tmp_path, emb, logs, MANY, rebuild=True)
-    assert emb.encoded == len(texts_of(Index.build(MANY, CountingEmbedder()))), "--rebuild embeds all"
+    assert emb.encoded == len(texts_of(index_build.build(MANY, CountingEmbedder()))), "--rebuild embeds all"
     assert siblings(tmp_path) == ["idx"]

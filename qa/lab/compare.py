@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from qa.evaluate import EvalItem, exact_match, f1, load_squad
-from qa.read import BACKENDS, DEFAULT_READER, MAX_ANSWER_TOKENS, MAX_LENGTH, PRECISIONS, STRIDE
-from qa.report import report_arg
+from qa.lab.report import report_arg
+from qa.lab.squad import EvalItem, exact_match, f1, load_squad
+from qa.reader.read import BACKENDS, DEFAULT_READER, MAX_ANSWER_TOKENS, MAX_LENGTH, PRECISIONS, STRIDE
 from qa.schema import Passage
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: The seed article and its hand-written questions.
 DEFAULT_ARTICLE = ROOT / "seeds" / "article.txt"
 DEFAULT_ARTICLE_QUESTIONS = ROOT.parent / "shared" / "data" / "article_dev.json"
@@ -80,7 +80,7 @@ def squad_inputs(path: Path, n: int) -> list[tuple[EvalItem, list[Passage]]]:
 def ours(model: Path | str, precision: str = "auto",
          backend: str = "auto") -> tuple[ReadFn, Callable[[], None]]:
     """Our Reader on ``backend`` at ``precision`` as (read function, warm-up)."""
-    from qa.read import Reader
+    from qa.reader.read import Reader
 
     reader = Reader(model=model, precision=precision, backend=backend)
 
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--questions", type=int, default=DEFAULT_QUESTIONS,
                    help="SQuAD validation questions to time and score")
     p.add_argument("--validation", default=None,
-                   help="SQuAD validation file (default: written by qa.train's split into a temp file)")
+                   help="SQuAD validation file (default: written by qa.lab.train's split into a temp file)")
     p.add_argument("--article", default=str(DEFAULT_ARTICLE))
     p.add_argument("--article-questions", default=str(DEFAULT_ARTICLE_QUESTIONS))
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="qa-compare-") as tmp:
         val = Path(args.validation) if args.validation else None
         if val is None:
-            from qa.train import write_validation_file
+            from qa.lab.train import write_validation_file
 
             val = Path(tmp) / "validation.json"
             write_validation_file(val)
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _print(result)
     if args.report:
-        from qa import report
+        from qa.lab import report
 
         cols = ["ms_p50", "ms_p95", "exact_match", "f1", "best_span_f1", "speedup_p50"]
         sections = [f"## {name}\n\n{rows['haystack']['questions']} questions, {args.threads} thread(s).\n\n"

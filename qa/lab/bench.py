@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa.chunk import chunk_text
-from qa.index import (
+from qa.index.build import DEFAULT_CHUNK_SETTINGS, build_or_load, chunk_sources
+from qa.index.local import (
     EXACT_MAX,
     INDEX_FLAT,
     INDEX_HNSW,
@@ -26,18 +26,18 @@ from qa.index import (
     make_faiss_index,
     sentence_units,
 )
-from qa.index_build import DEFAULT_CHUNK_SETTINGS, chunk_sources
-from qa.report import report_arg
-from qa.retrieve import MODES, Retriever
+from qa.index.retrieve import MODES, Retriever
+from qa.index.vector_cache import VectorCache
+from qa.ingest.chunk import chunk_text
+from qa.lab.report import report_arg
 from qa.schema import Passage
-from qa.vector_cache import VectorCache
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.embed import Embedder
+    from qa.index.embed import Embedder
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_RECALL_FILE = DEFAULT_DATA_DIR / "squad" / "squad-v1.1-dev-40.json"
 DEFAULT_SEED = REPO_ROOT / "seeds" / "article.txt"
@@ -248,15 +248,15 @@ def _hnsw_recall(vectors: np.ndarray, queries: np.ndarray, approx: Any, k: int) 
 
 def bench_seed(embedder: Embedder, seed: Path) -> dict[str, Any]:
     """Time a fresh index of the seed article (model already loaded)."""
-    from qa.sources import read_source
+    from qa.ingest.sources import read_source
 
     sources = {seed.name: read_source(seed)}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        index = Index.build_or_load(sources, Path(tmp) / "index", embedder, log=lambda m: None)
+        index = build_or_load(sources, Path(tmp) / "index", embedder, log=lambda m: None)
         seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        Index.build_or_load(sources, Path(tmp) / "index", embedder, log=lambda m: None)
+        build_or_load(sources, Path(tmp) / "index", embedder, log=lambda m: None)
         reload_s = time.perf_counter() - t0
     return {"passages": len(index), "index_seconds": round(seconds, 3), "reload_seconds": round(reload_s, 4)}
 
@@ -267,7 +267,7 @@ def bench_answers(embedder: Embedder, seed: Path, questions: Sequence[str],
 
     A cold run is timed from starting the process to its answer on stdout (and, apart, to its exit).
     """
-    from qa.chatbot import Chatbot
+    from qa.chat.chatbot import Chatbot
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -395,7 +395,7 @@ def open_domain_index(data: dict[str, Any], cache: VectorCache, *, progress: boo
 
 def open_domain_retriever(data: dict[str, Any]) -> Retriever:
     """The chatbot's default retriever over ``open_domain_index(data)``, vectors from the bench cache."""
-    from qa.embed import Embedder
+    from qa.index.embed import Embedder
 
     embedder = Embedder()
     cache = VectorCache(DEFAULT_CACHE_DIR, embedder, desc="Embedding (bench cache)")
@@ -409,9 +409,9 @@ CheckSetup = tuple[argparse.Namespace, dict[str, Any], dict[str, list[Question]]
 
 def split_check_setup(argv: list[str] | None, *, description: str, sample: int,
                       sample_help: str) -> CheckSetup:
-    """The check scripts' options, the SQuAD file, and its questions by split (``qa.train.split_squad``)."""
-    from qa.read import DEFAULT_READER
-    from qa.train import DATA_DIR, split_squad
+    """The check scripts' options, the SQuAD file, and its questions by split (``split_squad``)."""
+    from qa.lab.train import DATA_DIR, split_squad
+    from qa.reader.read import DEFAULT_READER
 
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--sample", type=int, default=sample, help=f"{sample_help} (default {sample})")
@@ -435,7 +435,7 @@ def bench_recall(embedder: Embedder, cache: VectorCache, path: Path, *, progress
                  database: str | None = None) -> dict[str, Any]:
     """Open-domain recall@k per mode: all paragraphs of ``path`` form one corpus.
 
-    With ``database`` (a PostgreSQL URL) hybrid retrieval through ``qa.pgstore`` is measured too, in a
+    With ``database`` (a PostgreSQL URL) hybrid retrieval through ``qa.index.pgstore`` is measured too, in a
     schema of its own that is dropped afterwards.
     """
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -457,14 +457,15 @@ def bench_recall(embedder: Embedder, cache: VectorCache, path: Path, *, progress
     runs: list[tuple[str, bool]] = [(mode, True) for mode in MODES] + [("hybrid", False)]
     store = None
     if database:
-        from qa.pgstore import PgIndex, PgRetriever
+        from qa.index.pgstore import PgIndex, PgRetriever
+        from qa.index.pgstore_write import sync
 
         store = PgIndex(url=database, schema="qa_bench_recall")
         store.drop()
         sources = {f"{a}:{p}": para["context"] for a, article in enumerate(data["data"])
                    for p, para in enumerate(article["paragraphs"])}
         t0 = time.perf_counter()
-        store.sync(sources, embedder, cache=cache.vectors, progress=progress)
+        sync(store, sources, embedder, cache=cache.vectors, progress=progress)
         out["postgresql_write_seconds"] = round(time.perf_counter() - t0, 2)
         runs.append(("hybrid (PostgreSQL)", True))
     for mode, merge in runs:
@@ -507,8 +508,8 @@ class _CountingReader:
 def bench_open_domain(embedder: Embedder, cache: VectorCache, path: Path, n: int, top_k: int, *,
                       progress: bool) -> dict[str, Any]:
     """Whole answers over every paragraph of ``path``: reading in rank order vs reading every passage."""
-    from qa.chatbot import read_in_rank_order, select_span
-    from qa.read import Reader
+    from qa.chat.chatbot import read_in_rank_order, select_span
+    from qa.reader.read import Reader
 
     data = json.loads(path.read_text(encoding="utf-8"))
     questions = sorted({qa["question"].strip() for article in data["data"] for para in article["paragraphs"]
@@ -555,7 +556,7 @@ def bench_open_domain(embedder: Embedder, cache: VectorCache, path: Path, n: int
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark; return the results."""
-    from qa.embed import DEFAULT_EMBEDDING_MODEL, Embedder
+    from qa.index.embed import DEFAULT_EMBEDDING_MODEL, Embedder
 
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     progress = not args.quiet
@@ -688,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _print_human(result)
     if args.report:
-        from qa import report
+        from qa.lab import report
 
         path = args.report
         path.parent.mkdir(parents=True, exist_ok=True)  # the plots are drawn before the report is written

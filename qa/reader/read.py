@@ -6,21 +6,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa import spans, windows
+from qa.reader import spans, windows
+from qa.reader.confidence import Confidence
+from qa.reader.windows import Windows
 from qa.schema import Hit, Passage, Span
-from qa.windows import Windows
 
 if TYPE_CHECKING:
     import numpy as np
 
 #: The project's trained reader (``save_pretrained`` layout), written by ``qa train-reader``.
-DEFAULT_READER = Path(__file__).parent / "reader_model"
-#: Abstain below this confidence when the model folder has no ``confidence.json`` (``qa.calibrate``:
+DEFAULT_READER = Path(__file__).parent.parent / "reader_model"
+#: Abstain below this confidence when the model folder has no ``confidence.json`` (``qa.lab.calibrate``:
 #: the SQuAD 2.0 threshold and calibrated confidence that ``qa calibrate-reader`` stores with a model):
 #: the uncalibrated confidence of ``Reader._confidence``, for other Hugging Face QA models.
 DEFAULT_THRESHOLD = 0.3
 #: Longest answer, in tokens: the 99th percentile of the SQuAD training answers' lengths
-#: (``python -m qa.train --answer-lengths``: p50 3, p95 13, p99 22). Longer spans are mostly lists or
+#: (``python -m qa.lab.train --answer-lengths``: p50 3, p95 13, p99 22). Longer spans are mostly lists or
 #: clauses around the answer; ``qa eval VAL --reader-only`` measures the F1 of another value.
 MAX_ANSWER_TOKENS = 22
 #: Tokens per window (question + context): the window the shipped reader was trained on. Longer windows
@@ -93,8 +94,6 @@ class Reader:
             raise TypeError(f"log must be a function taking a message (or None), got {type(log).__name__}")
         if precision == "int8" and device != "cpu":
             raise ValueError("int8 precision runs on the CPU only: pass device='cpu' or another precision")
-        from qa.calibrate import Confidence
-
         self._model_ref = model
         self._local = self._check_folder(model)
         #: The model's stored threshold and confidence map (None: the uncalibrated confidence).
@@ -175,7 +174,7 @@ class Reader:
             self.model = ort.Session(path)
             self.engine = "onnx"
             return
-        from qa import hf_reader
+        from qa.reader import hf_reader
 
         ref = str(folder) if self._local else str(self._model_ref)
         self.model, self.tokenizer = hf_reader.load(ref, device=self.device, precision=self.precision,
@@ -245,7 +244,7 @@ class Reader:
                 s, e = self.model.run(ids, np.ones_like(ids), types)
                 start[j, : len(row)], end[j, : len(row)] = s[0], e[0]
             return start, end
-        from qa import hf_reader
+        from qa.reader import hf_reader
 
         hf_reader.fill_logits(self.model, self.tokenizer, enc, start, end, batch_size=self.batch_size,
                               bfloat16=self.precision == "bfloat16")

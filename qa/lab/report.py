@@ -45,7 +45,7 @@ def machine() -> dict[str, Any]:
 
 def reader_sha256(folder: Path | None = None) -> str | None:
     """The first 12 hex digits of the shipped reader's weights' SHA-256 (None without weights)."""
-    from qa.read import DEFAULT_READER
+    from qa.reader.read import DEFAULT_READER
 
     weights = (folder or DEFAULT_READER) / "model.safetensors"
     if not weights.is_file():
@@ -334,7 +334,7 @@ def eval_sections(r: dict[str, Any], title: str, report: Path) -> list[str]:
     if rows:
         out.append("## Headline\n\n" + rows[0][1])
     if r.get("reliability"):
-        from qa.calibrate import plot_reliability
+        from qa.lab.calibrate import plot_reliability
 
         png = report.with_name(report.stem + "-reliability.png")
         plot_reliability(r["reliability"], str(png), title=f"{title}, {r.get('questions')} questions")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.embed import Embedder
+    from qa.index.embed import Embedder
 
 #: Texts embedded between two shard writes: an interrupted run loses at most this many.
 DEFAULT_SHARD = 2048

@@ -6,16 +6,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa import index_store
-from qa.chunk import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, DEFAULT_SENTENCES, chunk_text
-from qa.index import Index, make_faiss_index, vector_units
+from qa.index import store as index_store
+from qa.index.local import Index, make_faiss_index, vector_units
+from qa.index.vector_cache import VectorCache
+from qa.ingest.chunk import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, DEFAULT_SENTENCES, chunk_text
 from qa.schema import Passage
-from qa.vector_cache import VectorCache
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.embed import Embedder
+    from qa.index.embed import Embedder
 
 #: Texts per ``Embedder.encode`` call while building: the progress bar's step, and what a killed build
 #: loses (each step is saved in ``.NAME.partial`` beside the index and the next build resumes from it).
@@ -46,7 +46,8 @@ def chunk_sources(sources: dict[str, str], chunk_settings: dict[str, int]) -> li
 def check_sources(sources: Any) -> dict[str, str]:
     """Return ``sources`` if it maps names to texts, else raise."""
     if not isinstance(sources, dict) or not sources:
-        raise ValueError("sources must be a non-empty {name: text} dict (see qa.sources.collect_sources)")
+        raise ValueError("sources must be a non-empty {name: text} dict "
+                         "(see qa.ingest.sources.collect_sources)")
     for name, text in sources.items():
         if not isinstance(name, str) or not name or not isinstance(text, str):
             raise TypeError(f"sources must map non-empty str names to str texts, got {name!r}")
@@ -103,7 +104,7 @@ def build_or_load(
     if not isinstance(index_dir, (str, Path)) or not str(index_dir):
         raise TypeError(f"index_dir must be a folder path, got {index_dir!r}")
     if not callable(getattr(embedder, "encode", None)):
-        raise TypeError("embedder must be a qa.embed.Embedder (or have encode, name and dim)")
+        raise TypeError("embedder must be a qa.index.embed.Embedder (or have encode, name and dim)")
     say = log or index_store._stderr
     settings = normalise_chunk_settings(chunk_settings)
     passages = chunk_sources(check_sources(sources), settings)

@@ -1,24 +1,22 @@
 """The passage index in memory: passages, their vectors (and their sentences') and FAISS search.
 
 Besides one vector per passage the index keeps one per sentence of each passage, so retrieval can
-score a passage by its best-matching sentence as well as by its whole text (``qa.retrieve``).
-Building it lives in ``qa.index_build``, its folder on disk in ``qa.index_store``; ``Index.build``,
-``Index.load`` and ``Index.build_or_load`` are the public entry points to both.
+score a passage by its best-matching sentence as well as by its whole text (``qa.index.retrieve``).
+An ``Index`` does not build or store itself: ``qa.index.build`` builds one (``build``,
+``build_or_load``) and ``qa.index.store`` keeps it in a folder (``load``, ``read_cache``), both above it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa.chunk import split_sentences
+from qa.ingest.chunk import split_sentences
 from qa.schema import Passage
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.embed import Embedder
 
 #: Up to this many passages the index is exact (flat inner product); above it, HNSW.
 EXACT_MAX = 20_000
@@ -101,7 +99,7 @@ class Index:
         rows = np.asarray(sentence_rows)
         if rows.shape != (len(passages) + 1,) or (len(rows) and (rows[0] != 0 or (np.diff(rows) < 1).any())):
             raise ValueError("sentence_rows must start at 0 and give each passage at least one sentence "
-                             "(see qa.index.sentence_units)")
+                             "(see qa.index.local.sentence_units)")
         if np.ndim(sentence_vectors) != 2 or len(sentence_vectors) != rows[-1] \
                 or (len(vectors) and np.shape(sentence_vectors)[1] != np.shape(vectors)[1]):
             raise ValueError(f"sentence_vectors must have shape ({int(rows[-1])}, dim), "
@@ -165,38 +163,3 @@ class Index:
             scores, rows = self.faiss.search(q, kk)
         return [[(int(r), float(s)) for r, s in zip(rr, ss, strict=True) if r >= 0]
                 for rr, ss in zip(rows, scores, strict=True)]
-
-    @classmethod
-    def build(cls, sources: dict[str, str], embedder: Embedder, *, chunk_settings: dict | None = None,
-              cache: dict[str, np.ndarray] | None = None, progress: bool = False) -> Index:
-        """Chunk and embed ``sources`` in memory (texts found in ``cache`` are not re-embedded)."""
-        from qa import index_build
-
-        return index_build.build(sources, embedder, chunk_settings=chunk_settings, cache=cache,
-                                 progress=progress)
-
-    @classmethod
-    def load(cls, index_dir: str | Path, *, expected: dict | None = None,
-             passages: list[Passage] | None = None) -> Index:
-        """Load an index folder; ``qa.index_store.IndexMismatchError`` when damaged or not as expected."""
-        from qa import index_store
-
-        return index_store.load(index_dir, expected=expected, passages=passages)
-
-    @staticmethod
-    def read_cache(index_dir: str | Path, embedder: Embedder,
-                   log: Log | None = None) -> dict[str, np.ndarray]:
-        """The cached vectors of an index folder, by text SHA-256 ({} when unusable)."""
-        from qa import index_store
-
-        return index_store.read_cache(index_dir, embedder, log)
-
-    @classmethod
-    def build_or_load(cls, sources: dict[str, str], index_dir: str | Path, embedder: Embedder, *,
-                      chunk_settings: dict | None = None, rebuild: bool = False, progress: bool = False,
-                      log: Log | None = None, sentences: bool = True) -> Index:
-        """Load the index in ``index_dir`` if it matches ``sources``; else (re)build and save it."""
-        from qa import index_build
-
-        return index_build.build_or_load(sources, index_dir, embedder, chunk_settings=chunk_settings,
-                                         rebuild=rebuild, progress=progress, log=log, sentences=sentences)

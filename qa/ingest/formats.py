@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import re
 
-from qa.sources import SourceError
+from qa.ingest.errors import SourceError
 
 #: Between the pages of a PDF's text: a form feed (so any offset knows its page) and a blank line.
 PAGE_BREAK = "\f\n\n"

@@ -13,15 +13,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa.index import HNSW_EF_CONSTRUCTION, HNSW_M, INDEX_HNSW, Index, index_type_for, vector_units
+from qa.index.local import HNSW_EF_CONSTRUCTION, HNSW_M, INDEX_HNSW, Index, index_type_for, vector_units
+from qa.index.vector_cache import text_key
+from qa.ingest.sources import is_url
 from qa.schema import Passage
-from qa.sources import is_url
-from qa.vector_cache import text_key
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.embed import Embedder
+    from qa.index.embed import Embedder
 
 #: 2: sentence vectors added.
 FORMAT_VERSION = 2

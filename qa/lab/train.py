@@ -1,6 +1,6 @@
 """Train the project's extractive reader on the SQuAD-format data in ``../shared/data``.
 
-Run ``python -m qa.train --help``. The run is seeded, prints loss, questions per second and time
+Run ``python -m qa.lab.train --help``. The run is seeded, prints loss, questions per second and time
 left, saves a checkpoint every ``--save-every`` steps under ``--work-dir`` and resumes from the newest
 one when started again with the same arguments. ``--out`` receives the final weights in
 ``save_pretrained`` layout (safetensors, half precision).
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 SQUAD_FILE = "squad/squad-v1.1-dev-40.json"
 #: SQuAD 2.0 questions of 14 of those articles: the same answerable ones plus crowd-written unanswerable
 #: ones (``is_impossible``); the same article split applies.
@@ -124,7 +124,7 @@ TEMPERATURE = 2.0
 #: Windows per forward pass when the teachers' logits are computed.
 TEACHER_BATCH = 64
 #: ``--answer-lengths`` reports this percentile of the SQuAD training answers' lengths in tokens: the
-#: reader's answer-length limit (``qa.read.MAX_ANSWER_TOKENS``) comes from it.
+#: reader's answer-length limit (``qa.reader.read.MAX_ANSWER_TOKENS``) comes from it.
 ANSWER_LENGTH_PERCENTILE = 99
 
 
@@ -350,7 +350,7 @@ def hard_negatives(questions: list[Example], pool: list[Example], *,
     """
     import bm25s
 
-    from qa.retrieve import BM25_B, BM25_K1, BM25_STOPWORDS  # the chatbot's lexical retrieval settings
+    from qa.index.retrieve import BM25_B, BM25_K1, BM25_STOPWORDS  # the chatbot's lexical retrieval settings
 
     contexts = sorted({e.context for e in pool if len(e.context) < 2000})
     docs: dict[str, set[str]] = {}
@@ -814,7 +814,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--limit", type=int, default=0, help="use only the first N questions")
     p.add_argument("--mix", nargs="*", default=[], metavar="NAME=WEIGHT",
-                   help="override qa.train.MIX weights for this run's features (--mix squad-train=2)")
+                   help="override qa.lab.train.MIX weights for this run's features (--mix squad-train=2)")
     p.add_argument("--hard-negatives", type=float, default=HARD_NEGATIVE_RATE, metavar="RATE",
                    help="share of questions also paired with a look-alike paragraph of another document "
                         "(BM25), labelled no answer (default 0)")

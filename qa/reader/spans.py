@@ -9,8 +9,8 @@ import numpy as np
 from qa.schema import Passage, Span
 
 if TYPE_CHECKING:
-    from qa.calibrate import Confidence
-    from qa.windows import Windows
+    from qa.reader.confidence import Confidence
+    from qa.reader.windows import Windows
 
 
 def _logsumexp(x: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.windows import Windows
+    from qa.reader.windows import Windows
 
 
 def load(ref: str, *, device: str, precision: str, max_length: int) -> tuple[Any, Any]:

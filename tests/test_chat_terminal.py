@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import FakeEmbedder, FakeReader
 
-from qa.chat import HELP, chat, format_reply, printable
-from qa.chatbot import Chatbot
+from qa.chat.chatbot import Chatbot
+from qa.chat.terminal import HELP, chat, format_reply, printable
 from qa.schema import Answer, Hit, Passage
 
 REPO = Path(__file__).resolve().parent.parent

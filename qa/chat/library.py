@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qa.sources import SUFFIXES, SourceError, is_url
+from qa.ingest.errors import SourceError
+from qa.ingest.sources import SUFFIXES, is_url
 
 #: Documents one session may hold.
 MAX_DOCUMENTS = 20
@@ -64,7 +65,8 @@ class Library:
                  max_passages: int = MAX_PASSAGES, idle_seconds: float = IDLE_SECONDS,
                  refine: bool = True) -> None:
         if not hasattr(base, "ask") or not hasattr(base, "warm_up"):
-            raise TypeError("base must be a qa.chatbot.Chatbot (the corpus a session without documents uses)")
+            raise TypeError("base must be a qa.chat.chatbot.Chatbot "
+                            "(the corpus a session without documents uses)")
         for label, value in (("max_documents", max_documents), ("max_passages", max_passages)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{label} must be a positive int, got {value!r}")
@@ -120,7 +122,7 @@ class Library:
 
     def add_url(self, session: str, url: str, *, progress: Log | None = None) -> str:
         """Fetch a web page (or a PDF by its address) once and add its text; return its name."""
-        from qa.formats import url_text
+        from qa.ingest.formats import url_text
 
         url = (url or "").strip()
         if not is_url(url):
@@ -238,7 +240,7 @@ class Library:
 
     def _chatbot(self, found: _Session, progress: Log | None, *, sentence_vectors: bool) -> Any:
         """A chatbot (not loaded) over the session's documents with the base's models and settings."""
-        from qa.chatbot import Chatbot
+        from qa.chat.chatbot import Chatbot
 
         base = self.base
         base.warm_up()

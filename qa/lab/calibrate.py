@@ -13,8 +13,9 @@ unanswerable questions and stores two things beside the model's weights, as plai
 
 Because the map is monotone, "margin >= threshold" and "confidence >= the threshold's confidence" are
 the same rule, so every caller that compares a confidence with ``Reader.threshold`` abstains the SQuAD
-2.0 way. The rest of this module is stateless: the best-threshold rule, the reliability table, the
-expected calibration error and the reliability diagram.
+2.0 way. The map itself is ``qa.reader.confidence.Confidence`` (data the reader loads); this module fits
+it, and the rest of it is stateless: the best-threshold rule, the reliability table, the expected
+calibration error and the reliability diagram.
 """
 
 from __future__ import annotations
@@ -24,71 +25,17 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-#: The file beside the weights that holds the threshold and the confidence map.
-CONFIDENCE_FILE = "confidence.json"
-FORMAT = "qa-confidence-1"
+from qa.lab.squad import _best_span, _passage, f1, load_squad
+from qa.reader.confidence import CONFIDENCE_FILE, Confidence
+
 #: An answer is right when its F1 against a gold answer reaches this (0..100).
 RIGHT_F1 = 50.0
 #: Equal-width confidence bins of the reliability table and the expected calibration error.
 BINS = 10
-
-
-@dataclass(frozen=True)
-class Confidence:
-    """A reader's abstention threshold (a margin) and its margin-to-probability map (Platt scaling)."""
-
-    threshold_margin: float
-    slope: float
-    intercept: float
-    fitted_on: str = ""
-    figures: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in ("threshold_margin", "slope", "intercept"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if self.slope <= 0:
-            raise ValueError(f"slope must be positive (a higher margin means a likelier answer), "
-                             f"got {self.slope!r}")
-
-    def probability(self, margin: float) -> float:
-        """The probability that a span of this margin is a right answer."""
-        z = self.slope * margin + self.intercept
-        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
-
-    @property
-    def threshold(self) -> float:
-        """The abstention threshold as a confidence: answer when the confidence reaches it."""
-        return self.probability(self.threshold_margin)
-
-    def save(self, folder: str | Path) -> Path:
-        """Write ``confidence.json`` into a model folder; return its path."""
-        path = Path(folder) / CONFIDENCE_FILE
-        data = {"format": FORMAT, "method": "platt", **asdict(self)}
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        return path
-
-    @classmethod
-    def load(cls, folder: str | Path) -> Confidence | None:
-        """The folder's ``confidence.json``, or None when it has none; ValueError when it is damaged."""
-        path = Path(folder) / CONFIDENCE_FILE
-        if not path.is_file():
-            return None
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("format") != FORMAT or data.get("method") != "platt":
-                raise ValueError(f"format {data.get('format')!r}, method {data.get('method')!r}")
-            return cls(threshold_margin=data["threshold_margin"], slope=data["slope"],
-                       intercept=data["intercept"], fitted_on=str(data.get("fitted_on", "")),
-                       figures=dict(data.get("figures") or {}))
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise ValueError(f"{path} is not a {FORMAT} file ({err}): run `qa calibrate-reader` again, "
-                             f"or delete it to use the reader's uncalibrated confidence") from err
 
 
 # --- stateless functions ----------------------------------------------------------------------------
@@ -214,12 +161,10 @@ def plot_reliability(rows: Sequence[dict[str, Any]], path: str | Path, *, title:
 def measure(items: Sequence[Any], reader: Any, *, progress: bool = False) -> list[tuple[float, float, bool]]:
     """Each question's best-span margin, that span's F1 and whether the question is answerable.
 
-    ``items``: ``qa.evaluate.EvalItem``s, each read with its own paragraph. A question the reader offers
+    ``items``: ``qa.lab.squad.EvalItem``s, each read with its own paragraph. A question the reader offers
     no span for gets a margin of minus infinity (never answered).
     """
     from tqdm import tqdm
-
-    from qa.evaluate import _best_span, _passage, f1
 
     if hasattr(reader, "warm_up"):
         reader.warm_up()
@@ -301,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     """``qa calibrate-reader FILE``: fit and store a reader's abstention threshold and confidence map."""
     p = argparse.ArgumentParser(prog="qa calibrate-reader", description=main.__doc__.split(": ", 1)[1])
     p.add_argument("file", help="SQuAD 2.0 validation file (with unanswerable questions), e.g. written by "
-                                "`python -m qa.train --write-validation VAL2 --squad2`")
+                                "`python -m qa.lab.train --write-validation VAL2 --squad2`")
     p.add_argument("--reader", default=None, help="model folder (default: the shipped qa/reader_model)")
     p.add_argument("--precision", default="auto", help="the reader's arithmetic (see `qa ask --help`)")
     p.add_argument("--max-false-abstentions", type=float, default=None, metavar="PCT",
@@ -311,8 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", default=None, metavar="PNG", help="draw the cross-fitted reliability diagram")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
-    from qa.evaluate import load_squad
-    from qa.read import DEFAULT_READER, Reader
+    from qa.reader.read import DEFAULT_READER, Reader
 
     try:
         folder = Path(args.reader or DEFAULT_READER)
