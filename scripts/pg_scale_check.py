@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from qa.index.build import chunk_sources, normalise_chunk_settings  # noqa: E402
 from qa.index.local import passage_sentences  # noqa: E402
 from qa.index.vector_cache import text_key  # noqa: E402
-from qa.lab.bench import DEFAULT_DATA_DIR, load_contexts, load_questions, passage_pool  # noqa: E402
+from qa.lab.bench_corpus import DEFAULT_DATA_DIR, load_contexts, load_questions, passage_pool  # noqa: E402
 from qa.lab.report import report_arg  # noqa: E402
 
 

@@ -276,7 +276,7 @@ def test_seed_article_with_minilm(minilm: Embedder, tmp_path: Path) -> None:
     assert hits[0].passage == first
 
 
-# --- qa.lab.bench smoke test (tiny sizes; no timing assertions) --------------------------------------
+# --- qa.lab.bench, bench_corpus and bench_timing: a smoke test (tiny sizes; no timing assertions) ---------
 
 
 def _tiny_squad(path: Path) -> None:
@@ -296,7 +296,9 @@ def _tiny_squad(path: Path) -> None:
 
 
 def test_bench_helpers(tmp_path: Path) -> None:
-    from qa.lab.bench import _parse_sizes, _percentile, load_contexts, passage_pool
+    from qa.lab.bench import _parse_sizes
+    from qa.lab.bench_corpus import load_contexts, passage_pool
+    from qa.lab.bench_timing import _percentile
 
     assert _parse_sizes("1000,10k") == [1000, 10_000] and _parse_sizes("") == []
     assert _percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
@@ -345,20 +347,20 @@ def test_split_check_setup_splits_by_article_and_takes_a_reader(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    import qa.lab.bench
-    import qa.lab.train
-    from qa.lab.bench import split_check_setup
+    import qa.lab.bench_corpus
+    import qa.lab.train_data
+    from qa.lab.bench_corpus import split_check_setup
     from qa.reader.read import DEFAULT_READER
 
     titles = ["Tay", "Avon", "Exe", "Ure", "Wye", "Cam", "Dee", "Fal"]  # held out: Exe, Wye
     arts = [{"title": t, "paragraphs": [{"context": f"The {t} flows.", "qas": [
         {"id": t, "question": f" Where does the {t} flow? ", "answers": [{"text": t, "answer_start": 4}]}]}]}
         for t in titles]
-    squad = tmp_path / "data" / qa.lab.train.SQUAD_FILE
+    squad = tmp_path / "data" / qa.lab.train_data.SQUAD_FILE
     squad.parent.mkdir(parents=True)
     squad.write_text(json.dumps({"version": "1.1", "data": arts}), encoding="utf-8")
-    monkeypatch.setattr(qa.lab.train, "DATA_DIR", tmp_path / "data")
-    monkeypatch.setattr(qa.lab.bench, "DEFAULT_RECALL_FILE", squad)
+    monkeypatch.setattr(qa.lab.train_data, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(qa.lab.bench_corpus, "DEFAULT_RECALL_FILE", squad)
     args, data, split = split_check_setup(["--reader", "some/folder", "--sample", "5"], description="d",
                                           sample=700, sample_help="questions")
     assert args.reader == "some/folder" and args.sample == 5 and args.top_k == 3

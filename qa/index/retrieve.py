@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 DEFAULT_TOP_K = 3
 MODES = ("hybrid", "dense", "lexical")
 #: Reciprocal-rank-fusion constant. The paper's default is 60; 5 trusts each list's top ranks more. Chosen
-#: on the questions of the 30 training-split SQuAD articles (qa.lab.train.split_squad) over all 1,726
+#: on the questions of the 30 training-split SQuAD articles (qa.lab.train_data.split_squad) over all 1,726
 #: paragraphs and checked on the 10 held-out articles' questions; ``qa bench --recall`` measures recall.
 RRF_K = 5
 #: Candidates taken from each retriever before fusion: CANDIDATE_FACTOR * top_k + CANDIDATE_EXTRA.
@@ -39,7 +39,7 @@ MERGE_OVERLAPS = True
 #: Dense scoring: (1 - w) * the passage's cosine + w * the cosine of its best-matching sentence, computed
 #: for the dense and lexical candidates together (the index keeps a vector per sentence); 0 scores by
 #: whole passages only. 0.5 is chosen by hybrid recall@5 with merged hits on the training-split questions
-#: of squad-v1.1-dev-40 (qa.lab.train.split_squad); ``qa bench --recall`` measures recall.
+#: of squad-v1.1-dev-40 (qa.lab.train_data.split_squad); ``qa bench --recall`` measures recall.
 SENTENCE_WEIGHT = 0.5
 
 

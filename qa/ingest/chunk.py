@@ -8,7 +8,7 @@ from qa.schema import Passage
 
 #: Sentences per passage. Retrieval scores passages by their best sentence too and merges overlapping
 #: hits, so passages of 4 sentences keep recall high: hybrid recall@5 96.0 on the training-split questions
-#: of squad-v1.1-dev-40 (qa.lab.train.split_squad). ``qa bench --recall`` measures retrieval recall and
+#: of squad-v1.1-dev-40 (qa.lab.train_data.split_squad). ``qa bench --recall`` measures retrieval recall and
 #: ``scripts/selection_check.py`` the whole pipeline's F1.
 DEFAULT_SENTENCES = 4
 DEFAULT_OVERLAP = 1

@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--questions", type=int, default=DEFAULT_QUESTIONS,
                    help="SQuAD validation questions to time and score")
     p.add_argument("--validation", default=None,
-                   help="SQuAD validation file (default: written by qa.lab.train's split into a temp file)")
+                   help="SQuAD validation file (default: written by qa.lab.train_data's split into a temp "
+                        "file)")
     p.add_argument("--article", default=str(DEFAULT_ARTICLE))
     p.add_argument("--article-questions", default=str(DEFAULT_ARTICLE_QUESTIONS))
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="qa-compare-") as tmp:
         val = Path(args.validation) if args.validation else None
         if val is None:
-            from qa.lab.train import write_validation_file
+            from qa.lab.train_data import write_validation_file
 
             val = Path(tmp) / "validation.json"
             write_validation_file(val)

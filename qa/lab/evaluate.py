@@ -214,9 +214,11 @@ def lookalike_pairs(items: Sequence[EvalItem]) -> list[EvalItem]:
 
     The paragraph holds none of the question's answers; these are the passages a real corpus offers
     when it does not answer (harder to reject than ``negative_pairs``). Questions without such a
-    paragraph are left out. The search is ``qa.lab.train.hard_negatives``, the chatbot's BM25 settings.
+    paragraph are left out. The search is ``qa.lab.train_negatives.hard_negatives``, the chatbot's BM25
+    settings.
     """
-    from qa.lab.train import Example, hard_negatives
+    from qa.lab.train_data import Example
+    from qa.lab.train_negatives import hard_negatives
 
     examples = [Example(it.qid, it.question, it.context, it.answers[0] if it.answers else "",
                         it.answer_starts[0] if it.answers else -1, "eval", it.title) for it in items]
