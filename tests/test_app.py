@@ -1,6 +1,6 @@
 """The Gradio app over a live localhost server, driven with gradio_client.
 
-Fast tests run ``ui.app.build_app`` in-process over a fake bot (contract, errors, history, share
+Fast tests run ``ui.page.build_app`` in-process over a fake bot (contract, errors, history, share
 line, auth). The slow tests start the real thing, ``python -m ui.app --share``, with the real
 ``Chatbot()`` over the repo's seeds/ and check ``/ask`` end to end, the one-line share failure and
 that a bad question gets a clear error while the server keeps answering.
@@ -24,8 +24,9 @@ from gradio_client.exceptions import AppError
 
 from qa.chat.followup import Turn
 from qa.schema import Answer, Hit, Passage
-from ui.app import EXAMPLES, SHARE_FAILED, SHARE_WITHOUT_AUTH, build_app, launch, parse_auth
+from ui.app import SHARE_FAILED, SHARE_WITHOUT_AUTH, launch, parse_auth
 from ui.format import GENERIC_ERROR
+from ui.page import EXAMPLES, build_app
 
 REPO = Path(__file__).resolve().parent.parent
 ARTICLE_PATH = REPO / "seeds" / "article.txt"
