@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from qa.chatbot import (
+from qa.chat.chatbot import (
     DEFAULT_INDEX_DIR,
     DEFAULT_MIN_SIMILARITY,
     DEFAULT_MODE,
@@ -18,13 +18,13 @@ from qa.chatbot import (
     Chatbot,
 )
 from qa.extras import missing_extra, require
-from qa.read import DEFAULT_READER, PRECISIONS, Reader
-from qa.retrieve import MODES
-from qa.sources import is_url
+from qa.index.retrieve import MODES
+from qa.ingest.sources import is_url
+from qa.reader.read import DEFAULT_READER, PRECISIONS, Reader
 
 #: Subcommands whose arguments the named module parses itself.
-DELEGATED = {"bench": "qa.bench", "compare-readers": "qa.compare", "train-reader": "qa.train",
-             "calibrate-reader": "qa.calibrate", "report": "qa.report"}
+DELEGATED = {"bench": "qa.lab.bench", "compare-readers": "qa.lab.compare", "train-reader": "qa.lab.train",
+             "calibrate-reader": "qa.lab.calibrate", "report": "qa.lab.report"}
 
 DATABASE_HELP = ("a PostgreSQL URL (postgresql://user@host/db, pgvector installed) to keep the index in, "
                  "shared with other qa processes; default: the QA_DATABASE_URL variable, else the local "
@@ -135,7 +135,7 @@ def _sources_for(args: argparse.Namespace, given: list[str] | None = None) -> li
     if getattr(args, "database", None):
         return None  # the database's own corpus (the bundled article when it is empty)
     folder = Path(args.index_dir)
-    from qa.index_store import recover_interrupted_swap, writer_lock
+    from qa.index.store import recover_interrupted_swap, writer_lock
 
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
     if not folder.is_dir() and folder.parent.is_dir():  # an interrupted write may have left it aside
@@ -170,7 +170,7 @@ def _index_inputs(folder: Path) -> list[str]:
 
 def _print_answer(answer: Any) -> None:
     """Human-readable answer with its passages."""
-    from qa.chat import format_reply, format_sources
+    from qa.chat.terminal import format_reply, format_sources
 
     print(format_reply(answer))
     print()
@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
             _print_answer(answer)
         return 0
     if args.command == "chat":
-        from qa.chat import chat
+        from qa.chat.terminal import chat
 
         bot = Chatbot(sources=_sources_for(args), index_dir=args.index_dir, reader=_reader_for(args),
                       top_k=args.top_k, mode=args.mode, min_similarity=args.min_similarity,
@@ -217,14 +217,15 @@ def run(args: argparse.Namespace) -> int:
               min_similarity=args.min_similarity, database=args.database)
         return 0
     if args.command == "eval":
-        from qa.conversations import evaluate_conversations, is_conversations_file
-        from qa.evaluate import calibration, evaluate, load_squad, sample_questions
+        from qa.lab.conversations import evaluate_conversations, is_conversations_file
+        from qa.lab.evaluate import calibration, evaluate
+        from qa.lab.squad import load_squad, sample_questions
 
         if args.database and (args.reader_only or args.calibration):
             raise ValueError("--database evaluates the whole pipeline: leave out --reader-only and "
                              "--calibration")
         if args.report:
-            from qa.report import check_path
+            from qa.lab.report import check_path
 
             check_path(args.report)
         if args.plot and not args.calibration:
@@ -233,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
             items = sample_questions(load_squad(args.file), args.calibration)
             result = calibration(items, _reader_for(args), progress=True)
             if args.plot:
-                from qa.calibrate import plot_reliability
+                from qa.lab.calibrate import plot_reliability
 
                 plot_reliability(result["reliability"], args.plot,
                                  title=f"{Path(args.file).name}, {result['questions']} questions")
@@ -253,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
             for key, value in result.items():
                 print(f"{key:>20}: {value}")
         if args.report:
-            from qa import report
+            from qa.lab import report
 
             what = ("calibration" if args.calibration else "reader only" if args.reader_only
                     else "whole pipeline")

@@ -75,7 +75,7 @@ class Span:
     """A reader's candidate answer: offsets into the source, confidence in [0, 1].
 
     ``margin``: the span's start + end logit minus its window's no-answer logit (None for readers
-    without one); ``qa.calibrate`` turns it into the confidence.
+    without one); ``qa.lab.calibrate`` turns it into the confidence.
     """
 
     text: str

@@ -2,7 +2,8 @@
 
 Run ``python scripts/abstention_check.py`` from the repository root. The corpus is every paragraph of
 ``squad-v1.1-dev-40.json`` (passages as the chatbot cuts them; vectors cached like ``qa bench``'s). A
-fixed sample of questions from the 10 validation articles (``qa.train.split_squad``) is answered twice
+fixed sample of questions from the 10 validation articles (``qa.lab.train_data.split_squad``) is answered
+twice
 with the chatbot's retrieval, reader and answer selection: from the top passages of the whole corpus
 (answerable), from the top passages of the other articles (unanswerable), and from the seed article in
 ``seeds/`` (unanswerable: a news article that none of them is about). It prints, for each similarity
@@ -21,10 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qa.bench import open_domain_retriever, split_check_setup  # noqa: E402
-from qa.chatbot import DEFAULT_SOURCES, Chatbot, select_span  # noqa: E402
-from qa.evaluate import f1  # noqa: E402
-from qa.read import Reader  # noqa: E402
+from qa.chat.chatbot import DEFAULT_SOURCES, Chatbot, select_span  # noqa: E402
+from qa.lab.bench_corpus import open_domain_retriever, split_check_setup  # noqa: E402
+from qa.lab.squad import f1  # noqa: E402
+from qa.reader.read import Reader  # noqa: E402
 
 FLOORS = (-1.0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5)
 #: Candidates retrieved before the question's own article is removed (unanswerable case).

@@ -11,8 +11,8 @@ DATA=../shared/data
 mkdir -p build docs
 VAL=build/squad-v1-validation.json
 VAL2=build/squad-v2-validation.json
-[ -f "$VAL" ] || python -m qa.train --write-validation "$VAL"
-[ -f "$VAL2" ] || python -m qa.train --write-validation "$VAL2" --squad2
+[ -f "$VAL" ] || python -m qa.lab.train --write-validation "$VAL"
+[ -f "$VAL2" ] || python -m qa.lab.train --write-validation "$VAL2" --squad2
 
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(article conversations squad1 squad2 calibration bench load readers formats postgres)

@@ -6,7 +6,7 @@ each file alone (the default embedder, reader and retrieval) and asks every ques
 ``../shared/data/article_dev.json``; an unanswerable question counts 100 when the chatbot abstains. It
 prints F1, exact match and the seconds from adding the file to the first answer, per format. Then
 it times what the chat window does with a PDF of ``--pages`` pages of SQuAD paragraphs (real models,
-``qa.library``): seconds from adding it to its first answer.
+``qa.chat.library``): seconds from adding it to its first answer.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qa.chatbot import DEFAULT_SOURCES, Chatbot  # noqa: E402
-from qa.evaluate import exact_match, f1, load_squad  # noqa: E402
-from qa.report import report_arg  # noqa: E402
+from qa.chat.chatbot import DEFAULT_SOURCES, Chatbot  # noqa: E402
+from qa.lab.report import report_arg  # noqa: E402
+from qa.lab.squad import exact_match, f1, load_squad  # noqa: E402
 
 QUESTIONS = REPO.parent / "shared" / "data" / "article_dev.json"
 
@@ -80,8 +80,8 @@ def score(path: Path, items: list, index_dir: Path) -> dict[str, float]:
 
 
 def time_large_pdf(pages: int, folder: Path) -> dict[str, float]:
-    """Seconds to add a ``pages``-page PDF to a session (``qa.library``) and answer one question from it."""
-    from qa.library import Library
+    """Seconds to add a ``pages``-page PDF to a session (``qa.chat.library``), answer one question."""
+    from qa.chat.library import Library
 
     data = json.loads((REPO.parent / "shared" / "data" / "squad" / "squad-v1.1-dev-40.json")
                       .read_text(encoding="utf-8"))
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{u['seconds_to_add']} s, first answer after {u['seconds_to_first_answer']} s "
                   f"(full index after {u['seconds_to_full_index']} s)")
     if args.report:
-        from qa import report
+        from qa.lab import report
 
         body = "## Figures\n\n" + report.figures(result)
         path = report.write(args.report, title="Documents as text, PDF and Word", kind="formats",

@@ -160,7 +160,7 @@ def run_user(user: int, url: str, n_questions: int, request_timeout: float, dead
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the load check; print the figures; 0 when nothing was lost."""
-    from qa.report import report_arg
+    from qa.lab.report import report_arg
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=None, help="a running app on localhost (default: start one)")
@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"max {max(lat) if lat else math.nan:.2f}s")
     print(f"total:    {wall:.1f}s wall, throughput {tally.answered / wall:.2f} answers/s")
     if args.report:
-        from qa import report
+        from qa.lab import report
 
         result = {"users": args.users, "questions_each": args.questions, "requests": total,
                   "answered": tally.answered, "abstained": tally.abstained, "errors": len(tally.errors),

@@ -1,13 +1,13 @@
 """Write two-turn conversations made from SQuAD validation articles, as a ``qa-conversations-1`` file.
 
-Run ``python scripts/make_conversations.py OUT_DIR`` from the repository root, then
-``qa eval OUT_DIR/conversations.json --json``. Each held-out SQuAD v1.1 article (``qa.train.split_squad``)
+Run ``python scripts/make_conversations.py OUT_DIR`` from the repository root, then ``qa eval
+OUT_DIR/conversations.json --json``. Each held-out SQuAD v1.1 article (``qa.lab.train_data.split_squad``)
 is written to ``OUT_DIR/articles/`` as one text file, the corpus. A conversation is two questions about
 the same paragraph where the second names the first one's answer: that mention is replaced by a pronoun
 ("it", "they" after a "who" question; "its" / "their" for a possessive), so the second question can only
 be answered by reading the conversation; ``named.json`` holds the same conversations with the name
-written out, the ceiling for resolving the pronoun. Only answers that look like names (capitalised, no digits)
-are used. The gold answers are SQuAD's. No article or question of the project's seed document is
+written out, the ceiling for resolving the pronoun. Only answers that look like names (capitalised, no
+digits) are used. The gold answers are SQuAD's. No article or question of the project's seed document is
 involved.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qa.train import DATA_DIR, SQUAD_FILE, split_squad  # noqa: E402
+from qa.lab.train_data import DATA_DIR, SQUAD_FILE, split_squad  # noqa: E402
 
 #: The first answer must be short enough to be what a pronoun stands for.
 MAX_ANSWER_WORDS = 4

@@ -22,11 +22,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qa.bench import DEFAULT_DATA_DIR, load_contexts, load_questions, passage_pool  # noqa: E402
-from qa.index import passage_sentences  # noqa: E402
-from qa.index_build import chunk_sources, normalise_chunk_settings  # noqa: E402
-from qa.report import report_arg  # noqa: E402
-from qa.vector_cache import text_key  # noqa: E402
+from qa.index.build import chunk_sources, normalise_chunk_settings  # noqa: E402
+from qa.index.local import passage_sentences  # noqa: E402
+from qa.index.vector_cache import text_key  # noqa: E402
+from qa.lab.bench_corpus import DEFAULT_DATA_DIR, load_contexts, load_questions, passage_pool  # noqa: E402
+from qa.lab.report import report_arg  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import pgserver
 
-    from qa.embed import Embedder
-    from qa.pgstore import PgIndex, PgRetriever
+    from qa.index.embed import Embedder
+    from qa.index.pgstore import PgIndex, PgRetriever
+    from qa.index.pgstore_write import sync
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="1000,10000,100000",
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                 vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
                 cache = dict(zip((text_key(t) for t in texts), vecs, strict=True))
                 t0 = time.perf_counter()
-                store.sync(sources, embedder, cache=cache)
+                sync(store, sources, embedder, cache=cache)
                 write = time.perf_counter() - t0
                 retriever = PgRetriever(store=store, embedder=embedder, top_k=3)
                 retriever.retrieve(questions[0])
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 # an update of one document: its new passage embedded, the rest left as it is
                 changed = {**sources, "p0": sources["p0"] + " A lamp was fitted on the bridge in 2020."}
                 t0 = time.perf_counter()
-                store.sync(changed, embedder, cache=cache)
+                sync(store, changed, embedder, cache=cache)
                 update = time.perf_counter() - t0
                 result[str(size)] = {"write_seconds": round(write, 1),
                                      "retrieve_p50_ms": round(statistics.median(times), 1),
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
     if args.report:
-        from qa import report
+        from qa.lab import report
 
         rows = [[f"{int(n):,}", r["write_seconds"], r["retrieve_p50_ms"], r["retrieve_p95_ms"],
                  r["update_one_seconds"]] for n, r in result.items()]

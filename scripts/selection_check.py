@@ -3,10 +3,10 @@
 Run ``python scripts/selection_check.py`` from the repository root. Every paragraph of
 ``squad-v1.1-dev-40.json`` forms one corpus (vectors cached like ``qa bench``'s). For a fixed sample of
 questions from the 30 training-split articles and one from the 10 validation articles
-(``qa.train.split_squad``), the chatbot's retrieval gives the top passages and the reader each one's best
-span; the table is the whole-pipeline F1 of picking the span with the highest confidence * prior ** rank,
-for each prior (1.0 = confidence alone, 0.0 = the top passage only). ``qa.chatbot.RANK_PRIOR`` is
-chosen by the training-split F1 (see its comment).
+(``qa.lab.train_data.split_squad``), the chatbot's retrieval gives the top passages and the reader each
+one's best span; the table is the whole-pipeline F1 of picking the span with the highest confidence *
+prior ** rank, for each prior (1.0 = confidence alone, 0.0 = the top passage only).
+``qa.chat.chatbot.RANK_PRIOR`` is chosen by the training-split F1 (see its comment).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qa.bench import open_domain_retriever, split_check_setup  # noqa: E402
-from qa.chatbot import select_span  # noqa: E402
-from qa.evaluate import f1  # noqa: E402
-from qa.read import Reader  # noqa: E402
+from qa.chat.chatbot import select_span  # noqa: E402
+from qa.lab.bench_corpus import open_domain_retriever, split_check_setup  # noqa: E402
+from qa.lab.squad import f1  # noqa: E402
+from qa.reader.read import Reader  # noqa: E402
 
 PRIORS = (1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.0)
 

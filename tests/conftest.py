@@ -47,8 +47,9 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def served(bot: object) -> Iterator[tuple[object, str]]:
-    """``bot``'s app (``ui.app``) served in-process on a free localhost port: (demo, url); closed after."""
-    from ui.app import build_app, launch
+    """``bot``'s app (``ui.page``) served in-process on a free localhost port: (demo, url); closed after."""
+    from ui.app import launch
+    from ui.page import build_app
 
     demo = build_app(bot)
     url = launch(demo, port=free_port(), out=lambda _line: None)

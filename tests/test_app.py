@@ -1,6 +1,6 @@
 """The Gradio app over a live localhost server, driven with gradio_client.
 
-Fast tests run ``ui.app.build_app`` in-process over a fake bot (contract, errors, history, share
+Fast tests run ``ui.page.build_app`` in-process over a fake bot (contract, errors, history, share
 line, auth). The slow tests start the real thing, ``python -m ui.app --share``, with the real
 ``Chatbot()`` over the repo's seeds/ and check ``/ask`` end to end, the one-line share failure and
 that a bad question gets a clear error while the server keeps answering.
@@ -22,10 +22,11 @@ from conftest import FakeEmbedder, FakeReader, free_port, served
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from qa.followup import Turn
+from qa.chat.followup import Turn
 from qa.schema import Answer, Hit, Passage
-from ui.app import EXAMPLES, SHARE_FAILED, SHARE_WITHOUT_AUTH, build_app, launch, parse_auth
+from ui.app import SHARE_FAILED, SHARE_WITHOUT_AUTH, launch, parse_auth
 from ui.format import GENERIC_ERROR
+from ui.page import EXAMPLES, build_app
 
 REPO = Path(__file__).resolve().parent.parent
 ARTICLE_PATH = REPO / "seeds" / "article.txt"
@@ -277,7 +278,7 @@ def real_server():
 
 def _source_text(source: str) -> str:
     """The text a source name refers to, read the way the chatbot reads it."""
-    from qa.sources import read_source
+    from qa.ingest.sources import read_source
 
     candidates = [REPO / source, REPO / "seeds" / source, Path(source)]
     path = next((p for p in candidates if p.is_file()), None)
@@ -351,7 +352,7 @@ def test_uploads_are_capped_and_monitoring_is_off(fake_app):
 @pytest.fixture
 def docs_app(tmp_path):
     """An app over a real Chatbot of the article with the fake models (documents can be added)."""
-    from qa.chatbot import Chatbot
+    from qa.chat.chatbot import Chatbot
 
     bot = Chatbot(sources=[ARTICLE_PATH], index_dir=tmp_path / "index", embedder=FakeEmbedder(),
                   reader=FakeReader(), log=lambda m: None)

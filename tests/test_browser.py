@@ -25,7 +25,7 @@ def app_url():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from conftest import served
 
-    from qa.chatbot import Chatbot
+    from qa.chat.chatbot import Chatbot
 
     bot = Chatbot()
     bot.warm_up()

@@ -1,4 +1,4 @@
-"""Tests for qa.calibrate: the SQuAD 2.0 best-threshold rule, the confidence map, its file, its command."""
+"""Tests for qa.lab.calibrate: the SQuAD 2.0 best-threshold rule, fitting the confidence map, its command."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa import calibrate
-from qa.calibrate import Confidence, best_f1_threshold, expected_calibration_error, fit_platt, reliability
+from qa.lab import calibrate
+from qa.lab.calibrate import best_f1_threshold, expected_calibration_error, fit_platt, reliability
+from qa.reader import confidence
+from qa.reader.confidence import Confidence
 
 
 def official_best_f1(scores: list[float], f1s: list[float], answerable: list[bool]) -> float:
@@ -76,26 +78,6 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
         calibrate.plot_reliability(rows, tmp_path / "r.jpg")
 
 
-def test_confidence_file_round_trip_and_errors(tmp_path: Path) -> None:
-    conf = Confidence(threshold_margin=1.5, slope=0.7, intercept=-0.2, fitted_on="x", figures={"ece": 0.03})
-    assert Confidence.load(tmp_path) is None
-    path = conf.save(tmp_path)
-    assert json.loads(path.read_text())["format"] == calibrate.FORMAT
-    assert Confidence.load(tmp_path) == conf
-    assert conf.threshold == pytest.approx(1 / (1 + math.exp(-(0.7 * 1.5 - 0.2))))
-    assert conf.probability(-1000) == pytest.approx(0.0) and conf.probability(1000) == pytest.approx(1.0)
-    path.write_text('{"format": "qa-confidence-1", "method": "platt", "slope": 1}', encoding="utf-8")
-    with pytest.raises(ValueError, match="calibrate-reader"):
-        Confidence.load(tmp_path)
-    path.write_text("not json", encoding="utf-8")
-    with pytest.raises(ValueError, match="confidence.json"):
-        Confidence.load(tmp_path)
-    with pytest.raises(ValueError, match="slope"):
-        Confidence(threshold_margin=0.0, slope=-1.0, intercept=0.0)
-    with pytest.raises(ValueError, match="finite"):
-        Confidence(threshold_margin=math.nan, slope=1.0, intercept=0.0)
-
-
 def test_calibrate_picks_the_best_f1_margin_and_a_rising_map() -> None:
     rng = random.Random(1)
     rows = []
@@ -136,8 +118,8 @@ def test_calibrate_reader_command_writes_the_models_confidence(tiny_model_dir: P
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     import shutil
 
-    from qa.evaluate import _passage, load_squad
-    from qa.read import Reader
+    from qa.lab.squad import _passage, load_squad
+    from qa.reader.read import Reader
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_dir, folder)
@@ -166,7 +148,7 @@ def test_calibrate_reader_command_writes_the_models_confidence(tiny_model_dir: P
     assert len(load_squad(v2)) == 48
     plot = tmp_path / "reliability.png"
     assert calibrate.main([str(v2), "--reader", str(folder), "--dry-run", "--json"]) == 0
-    assert not (folder / calibrate.CONFIDENCE_FILE).exists()
+    assert not (folder / confidence.CONFIDENCE_FILE).exists()
     assert calibrate.main([str(v2), "--reader", str(folder), "--json", "--plot", str(plot)]) == 0
     out = json.loads(capsys.readouterr().out.splitlines()[-1])
     saved = Confidence.load(folder)
@@ -185,6 +167,6 @@ def test_calibrate_reader_command_writes_the_models_confidence(tiny_model_dir: P
 
 def load_squad_item(qid: str, question: str, context: str):  # noqa: ANN201 - an EvalItem
     """One question with its paragraph as an EvalItem."""
-    from qa.evaluate import EvalItem
+    from qa.lab.squad import EvalItem
 
     return EvalItem(qid, question, context, (), (), "t", 0)

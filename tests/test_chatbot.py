@@ -1,4 +1,4 @@
-"""Tests for qa.chatbot: question checks, follow-ups, answers with valid offsets, abstention."""
+"""Tests for qa.chat.chatbot: question checks, follow-ups, answers with valid offsets, abstention."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.chatbot import (
+from qa.chat.chatbot import (
     FIRST_READ,
     MAX_QUESTION_CHARS,
     RANK_PRIOR,
@@ -19,9 +19,9 @@ from qa.chatbot import (
     retrieval_query,
     select_span,
 )
-from qa.followup import Turn
+from qa.chat.followup import Turn
+from qa.ingest.errors import SourceError
 from qa.schema import Hit, Passage, Span
-from qa.sources import SourceError
 
 
 def make_bot(tmp_path: Path, article_dir: Path, fake_embedder, fake_reader, **kw) -> Chatbot:
@@ -119,7 +119,7 @@ def test_describe_names_corpus_and_reader(tmp_path, article_dir, fake_embedder, 
 
 @pytest.mark.parametrize("content", [b"", b"   \n", b"\xff\xfe\xfa not utf-8"])
 def test_bad_source_files_name_the_file(tmp_path, fake_embedder, fake_reader, content: bytes):
-    from qa.sources import SourceError
+    from qa.ingest.errors import SourceError
 
     bad = tmp_path / "bad.txt"
     bad.write_bytes(content)
@@ -129,7 +129,7 @@ def test_bad_source_files_name_the_file(tmp_path, fake_embedder, fake_reader, co
 
 
 def test_missing_source_names_the_file(tmp_path, fake_embedder, fake_reader):
-    from qa.sources import SourceError
+    from qa.ingest.errors import SourceError
 
     bot = Chatbot(sources=[tmp_path / "nope.txt"], index_dir=tmp_path / "i", embedder=fake_embedder,
                   reader=fake_reader)
@@ -279,7 +279,7 @@ def test_ask_reads_passages_in_rank_order_and_keeps_the_readers_confidence(tmp_p
 
 def test_min_similarity_abstains_on_weakly_related_passages(tmp_path, article_dir, fake_embedder,
                                                             fake_reader):
-    from qa.chatbot import DEFAULT_MIN_SIMILARITY
+    from qa.chat.chatbot import DEFAULT_MIN_SIMILARITY
 
     bot = make_bot(tmp_path, article_dir, fake_embedder, fake_reader)
     assert bot.min_similarity == DEFAULT_MIN_SIMILARITY
@@ -325,7 +325,7 @@ def test_an_installed_package_answers_from_its_bundled_article_and_indexes_into_
         == [p for p in before if "__pycache__" not in p.parts]  # nothing written into the install
     assert (home / ".local" / "share" / "qa" / "index" / "manifest.json").is_file()
     assert not any(work.iterdir())
-    shown = subprocess.run([sys.executable, "-c", "import qa.chatbot as c; print(c.DEFAULT_INDEX_DIR)"],
+    shown = subprocess.run([sys.executable, "-c", "import qa.chat.chatbot as c; print(c.DEFAULT_INDEX_DIR)"],
                            cwd=work, env={**env, "QA_INDEX_DIR": str(tmp_path / "mine")},
                            capture_output=True, text=True, check=True)
     assert shown.stdout.strip() == str(tmp_path / "mine")
@@ -382,7 +382,7 @@ def test_the_real_reader_answers_the_same_reading_in_rank_order_as_reading_every
 
     from conftest import SHARED_DATA
 
-    from qa.read import Reader
+    from qa.reader.read import Reader
 
     data = json.loads((SHARED_DATA / "squad" / "squad-v1.1-dev-40.json").read_text(encoding="utf-8"))
     rng = random.Random(7)

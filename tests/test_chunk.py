@@ -1,4 +1,4 @@
-"""Tests for qa.chunk: sentence splitting and passages that slice their source exactly."""
+"""Tests for qa.ingest.chunk: sentence splitting and passages that slice their source exactly."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qa.chunk import (
+from qa.ingest.chunk import (
     DEFAULT_MAX_CHARS,
     DEFAULT_OVERLAP,
     DEFAULT_SENTENCES,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import qa.cli
-from qa.chatbot import Chatbot
+from qa.chat.chatbot import Chatbot
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,7 +61,7 @@ def test_ask_and_chat_show_the_progress_of_a_build(fake_cli, tmp_path, article_d
     captured = capsys.readouterr()
     assert code == 0 and "Embedding" in captured.err and "100%" in captured.err
     assert json.loads(captured.out)["answer"], "the bar stays on stderr, out of the JSON"
-    monkeypatch.setattr("qa.chat.chat", lambda bot: 0)  # the index is built before the conversation
+    monkeypatch.setattr("qa.chat.terminal.chat", lambda bot: 0)  # the index is built before the conversation
     assert qa.cli.main(["chat", "--sources", str(article_dir), "--index-dir", str(tmp_path / "idx2")]) == 0
     assert "Embedding" in capsys.readouterr().err
 
@@ -162,7 +162,7 @@ def test_an_index_whose_sources_are_gone_is_never_rebuilt_from_seeds(fake_cli, t
 def test_ask_json_over_a_pdf_gives_offsets_into_its_text_and_the_page(fake_cli, tmp_path, capsys):
     from test_formats import article_paragraphs, make_pdf
 
-    from qa.sources import read_source
+    from qa.ingest.sources import read_source
 
     pdf = make_pdf(tmp_path / "article.pdf", article_paragraphs())
     code = qa.cli.main(["ask", "Who tried to buy the factory?", "--json", "--sources", str(pdf),

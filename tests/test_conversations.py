@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import FakeEmbedder, FakeReader
 
-from qa.chatbot import Chatbot
+from qa.chat.chatbot import Chatbot
 from qa.cli import main
-from qa.conversations import (
+from qa.lab.conversations import (
     conversation_summary,
     evaluate_conversations,
     is_conversations_file,

@@ -24,10 +24,10 @@ def _name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", requirement).group()).lower()
 
 
-def _imports() -> dict[str, list[tuple[str, bool]]]:
-    """Top-level third-party module -> (file, at module level?) for every import in qa/ and ui/."""
+def _imports(*folders: str) -> dict[str, list[tuple[str, bool]]]:
+    """Top-level third-party module -> (file, at module level?) for every import in the folders' files."""
     found: dict[str, list[tuple[str, bool]]] = {}
-    for path in sorted([*REPO.joinpath("qa").rglob("*.py"), *REPO.joinpath("ui").rglob("*.py")]):
+    for path in sorted(p for folder in folders or ("qa", "ui") for p in REPO.joinpath(folder).rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         top = {id(n) for n in tree.body}
         guarded = {id(n) for n in ast.walk(tree) if isinstance(n, ast.If)  # `if TYPE_CHECKING:` blocks
@@ -72,6 +72,14 @@ def test_every_imported_module_comes_from_a_declared_distribution() -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_the_checks_in_scripts_need_nothing_beyond_the_dev_extras() -> None:
+    declared = {_name(r) for r in [*PROJECT["dependencies"], *PROJECT["optional-dependencies"]["dev"]]}
+    providers = importlib.metadata.packages_distributions()
+    missing = [f"{module} ({places[0][0]})" for module, places in sorted(_imports("scripts").items())
+               if not {_name(d) for d in providers.get(module, [])} & declared]
+    assert missing == []
+
+
 def test_an_extras_module_is_only_imported_inside_the_functions_that_need_it() -> None:
     at_top = [f"{file} imports {module} at module level" for module, places in _imports().items()
               if module in extras.EXTRA_MODULES for file, top in places if top]
@@ -108,7 +116,7 @@ def test_a_command_that_needs_a_missing_extra_says_which_in_one_line(monkeypatch
 
 
 def test_the_python_api_names_the_postgres_extra_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    from qa.pgstore import DatabaseError, PgIndex
+    from qa.index.pgstore import DatabaseError, PgIndex
 
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(DatabaseError, match=r"pip install 'qa\[postgres\]'"):

@@ -1,11 +1,11 @@
-"""Tests for qa.embed: the sentence-transformers embedder (loads the bundled MiniLM)."""
+"""Tests for qa.index.embed: the sentence-transformers embedder (loads the bundled MiniLM)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from qa.embed import DEFAULT_EMBEDDING_MODEL, Embedder, resolve_model_path
+from qa.index.embed import DEFAULT_EMBEDDING_MODEL, Embedder, resolve_model_path
 
 
 def test_construction_is_lazy_and_validated() -> None:
@@ -77,7 +77,7 @@ def test_model_folder_path_works_and_bad_model_is_a_clear_error(tmp_path) -> Non
 
 @pytest.mark.slow
 def test_onnx_path_gives_the_sentence_transformers_vectors(embedder: Embedder) -> None:
-    from qa.embed import _OnnxModel, fast_path_settings
+    from qa.index.embed import _OnnxModel, fast_path_settings
 
     assert isinstance(embedder._model, _OnnxModel)  # the bundled MiniLM runs on ONNX Runtime
     assert fast_path_settings(resolve_model_path(DEFAULT_EMBEDDING_MODEL)) == {"max_seq_length": 256}
@@ -94,7 +94,7 @@ def test_other_pooling_takes_sentence_transformers(tmp_path) -> None:
     import json
     import shutil
 
-    from qa.embed import fast_path_settings
+    from qa.index.embed import fast_path_settings
 
     folder = tmp_path / "cls-pooling"
     shutil.copytree(resolve_model_path(DEFAULT_EMBEDDING_MODEL), folder)
@@ -111,7 +111,7 @@ def test_warm_up_from_two_threads_loads_the_model_once(monkeypatch: pytest.Monke
     import threading
     import time
 
-    import qa.embed as embed_module
+    import qa.index.embed as embed_module
 
     loads: list[int] = []
     real = embed_module._OnnxModel

@@ -1,4 +1,4 @@
-"""Tests for qa.evaluate: SQuAD metrics, loading, reader-only and pipeline evaluation, calibration."""
+"""Tests for qa.lab.squad and .evaluate: SQuAD metrics, loading, reader-only and pipeline evaluation."""
 
 from __future__ import annotations
 
@@ -10,18 +10,8 @@ from typing import Any
 
 import pytest
 
-from qa.evaluate import (
-    THRESHOLDS,
-    EvalItem,
-    calibration,
-    evaluate,
-    exact_match,
-    f1,
-    load_squad,
-    lookalike_pairs,
-    negative_pairs,
-    normalize_answer,
-)
+from qa.lab.evaluate import THRESHOLDS, calibration, evaluate, lookalike_pairs, negative_pairs
+from qa.lab.squad import EvalItem, exact_match, f1, load_squad, normalize_answer
 from qa.schema import Answer, Hit, Passage, Span
 
 EXPECTED_KEYS = {
@@ -177,7 +167,7 @@ def test_load_squad_errors(tmp_path: Path) -> None:
 
 
 def test_import_is_light() -> None:
-    code = "import sys, qa.evaluate; print('torch' in sys.modules or 'transformers' in sys.modules)"
+    code = "import sys, qa.lab.evaluate; print('torch' in sys.modules or 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -388,11 +378,11 @@ def test_calibration_accepts_items_without_negatives() -> None:
     assert out["thresholds"][0]["no_answer_accuracy"] is None
 
 
-# --- compare-readers helpers (qa.compare) -------------------------------------------------------------
+# --- compare-readers helpers (qa.lab.compare) -------------------------------------------------------------
 
 
 def test_article_passages_keep_offsets() -> None:
-    from qa.compare import article_passages
+    from qa.lab.compare import article_passages
 
     text = "Title\n\nFirst para one.\nStill first.\n\n\n  Second para.  \n\nThird.\n"
     ps = article_passages(text, "a.txt")
@@ -402,7 +392,7 @@ def test_article_passages_keep_offsets() -> None:
 
 
 def test_top_passages_by_word_overlap() -> None:
-    from qa.compare import article_passages, top_passages
+    from qa.lab.compare import article_passages, top_passages
 
     text = f"{CTX_A0}\n\n{CTX_A1}\n\n{CTX_B0}"
     ps = article_passages(text, "a.txt")
@@ -411,7 +401,7 @@ def test_top_passages_by_word_overlap() -> None:
 
 
 def test_squad_inputs_sample_is_fixed(squad_file: Path) -> None:
-    from qa.compare import squad_inputs
+    from qa.lab.compare import squad_inputs
 
     a, b = squad_inputs(squad_file, 3), squad_inputs(squad_file, 3)
     assert [it.qid for it, _ in a] == [it.qid for it, _ in b] and len(a) == 3
@@ -423,7 +413,7 @@ def test_squad_inputs_sample_is_fixed(squad_file: Path) -> None:
 @pytest.mark.slow
 def test_compare_readers_runs_on_a_tiny_model(squad_file: Path, tmp_path: Path, tiny_model_dir: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from qa.compare import main
+    from qa.lab.compare import main
 
     article = tmp_path / "article.txt"
     article.write_text(f"{CTX_A0}\n\n{CTX_A1}\n\n{CTX_B0}\n", encoding="utf-8")
@@ -445,7 +435,7 @@ def test_compare_readers_runs_on_a_tiny_model(squad_file: Path, tmp_path: Path, 
 
 
 def test_sample_questions_is_fixed_and_in_file_order(squad_file: Path) -> None:
-    from qa.evaluate import sample_questions
+    from qa.lab.squad import sample_questions
 
     items = load_squad(squad_file)
     three = sample_questions(items, 3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.followup import (
+from qa.chat.followup import (
     MAX_HISTORY_TURNS,
     Turn,
     elliptical,

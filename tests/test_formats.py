@@ -1,4 +1,4 @@
-"""Tests for qa.formats: PDF, Word and web pages read into text, with clear errors; pages cited."""
+"""Tests for qa.ingest.formats: PDF, Word and web pages read into text, with clear errors; pages cited."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from conftest import ARTICLE, FakeEmbedder, FakeReader
 
-import qa.formats
-from qa.chatbot import Chatbot
-from qa.formats import PAGE_BREAK
-from qa.sources import SourceError, collect_sources, read_source
+import qa.ingest.formats
+from qa.chat.chatbot import Chatbot
+from qa.ingest.errors import SourceError
+from qa.ingest.formats import PAGE_BREAK
+from qa.ingest.sources import collect_sources, read_source
 
 
 def article_paragraphs() -> list[str]:
@@ -105,7 +106,7 @@ def test_encrypted_and_scanned_pdfs_and_a_damaged_docx_say_what_to_do(tmp_path: 
 
 def test_a_document_over_the_size_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pdf = make_pdf(tmp_path / "article.pdf", article_paragraphs())
-    monkeypatch.setattr(qa.formats, "MAX_DOCUMENT_BYTES", 100)
+    monkeypatch.setattr(qa.ingest.formats, "MAX_DOCUMENT_BYTES", 100)
     with pytest.raises(SourceError, match="larger than"):
         read_source(pdf)
 
@@ -171,10 +172,10 @@ def test_bad_urls_are_clear_errors(site: str, monkeypatch: pytest.MonkeyPatch) -
         collect_sources([f"{site}/missing.html"])
     with pytest.raises(SourceError, match="no article text"):
         collect_sources([f"{site}/links.html"])
-    monkeypatch.setattr(qa.formats, "URL_TIMEOUT", 0.5)
+    monkeypatch.setattr(qa.ingest.formats, "URL_TIMEOUT", 0.5)
     with pytest.raises(SourceError, match="no answer within"):
         collect_sources([f"{site}/slow.html"])
-    monkeypatch.setattr(qa.formats, "MAX_DOCUMENT_BYTES", 10_000)
+    monkeypatch.setattr(qa.ingest.formats, "MAX_DOCUMENT_BYTES", 10_000)
     with pytest.raises(SourceError, match="larger than"):
         collect_sources([f"{site}/big.html"])
     with pytest.raises(SourceError, match="cannot be fetched"):

@@ -1,4 +1,4 @@
-"""Tests for qa.library: per-session documents, their chatbot, limits, removal and expiry."""
+"""Tests for qa.chat.library: per-session documents, their chatbot, limits, removal and expiry."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from conftest import ARTICLE, FakeEmbedder, FakeReader
 from test_formats import article_paragraphs, make_docx, make_pdf
 
-from qa.chatbot import Chatbot
-from qa.library import Library
-from qa.sources import SourceError
+from qa.chat.chatbot import Chatbot
+from qa.chat.library import Library
+from qa.ingest.errors import SourceError
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from qa import ort
-from qa.read import DEFAULT_READER
+from qa.reader.read import DEFAULT_READER
 
 
 def _transformers_logits(folder: Path, ids: np.ndarray, types: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +100,7 @@ def test_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_answering_imports_neither_torch_nor_transformers(tiny_model_dir: Path) -> None:
     ort.exported(tiny_model_dir, "qa")  # the one-time export happens here, in the test process
-    code = ("import sys\nfrom qa.read import Reader\nfrom qa.schema import Passage\n"
+    code = ("import sys\nfrom qa.reader.read import Reader\nfrom qa.schema import Passage\n"
             "t = 'The keeper, Ann Tullis, kept a log.'\n"
             f"r = Reader(model={str(tiny_model_dir)!r}, threshold=0.0)\n"
             "p = Passage(id='p', source='s', start=0, end=len(t), text=t)\n"

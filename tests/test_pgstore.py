@@ -1,4 +1,4 @@
-"""Tests for qa.pgstore against a real PostgreSQL + pgvector (pgserver): schema checks, search, replicas."""
+"""Tests for qa.index.pgstore on a real PostgreSQL + pgvector (pgserver): schema checks, search, replicas."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import pytest
 from conftest import TOWN_DOCS as DOCS
 from conftest import FakeEmbedder, FakeReader, free_port
 
-import qa.pgstore as pgstore
-from qa.chatbot import Chatbot
-from qa.pgstore import DatabaseError, PgIndex
+import qa.index.pgschema as pgschema
+import qa.index.pgstore as pgstore
+from qa.chat.chatbot import Chatbot
+from qa.index.pgstore import DatabaseError, PgIndex
+from qa.index.pgstore_write import sync
 
 
 def test_a_database_of_another_model_is_a_clear_error(pg_url: str) -> None:
-    PgIndex(url=pg_url).sync(DOCS, FakeEmbedder(name="model-a", dim=32))
+    sync(PgIndex(url=pg_url), DOCS, FakeEmbedder(name="model-a", dim=32))
     with pytest.raises(DatabaseError, match="model"):
-        PgIndex(url=pg_url).sync(DOCS, FakeEmbedder(name="model-b", dim=32))
+        sync(PgIndex(url=pg_url), DOCS, FakeEmbedder(name="model-b", dim=32))
     with pytest.raises(ValueError, match="postgresql://"):
         PgIndex(url="mysql://x")
     with pytest.raises(DatabaseError, match="cannot connect"):
@@ -101,7 +103,7 @@ def test_cli_reindexing_a_changed_document_with_the_real_embedder_answers_from_t
 
 
 def test_module_constants() -> None:
-    assert pgstore.SCHEMA_VERSION >= 1 and pgstore.TEXT_SEARCH == "english"
+    assert pgschema.SCHEMA_VERSION >= 1 and pgschema.TEXT_SEARCH == "english"
 
 
 def test_eval_through_the_database_uses_a_schema_of_its_own_and_drops_it(pg_url: str, tmp_path: Path) -> None:
@@ -110,7 +112,7 @@ def test_eval_through_the_database_uses_a_schema_of_its_own_and_drops_it(pg_url:
 
     import psycopg
 
-    from qa.evaluate import evaluate
+    from qa.lab.evaluate import evaluate
 
     gold = {"text": "Anna Berg", "answer_start": DOCS["mill.txt"].index("Anna Berg")}
     squad = {"version": "1.1", "data": [{"title": "Mill", "paragraphs": [{
@@ -118,7 +120,7 @@ def test_eval_through_the_database_uses_a_schema_of_its_own_and_drops_it(pg_url:
         "qas": [{"id": "1", "question": "Who built the old mill on the river?", "answers": [gold]}]}]}]}
     path = tmp_path / "mill.json"
     path.write_text(json.dumps(squad), encoding="utf-8")
-    PgIndex(url=pg_url).sync(DOCS, FakeEmbedder(dim=32))  # the user's own corpus, in schema "qa"
+    sync(PgIndex(url=pg_url), DOCS, FakeEmbedder(dim=32))  # the user's own corpus, in schema "qa"
     factory = functools.partial(Chatbot, embedder=FakeEmbedder(dim=32), log=lambda m: None)
     result = evaluate(path, reader_only=False, reader=FakeReader(), chatbot_factory=factory, progress=False,
                       database=pg_url)
@@ -181,7 +183,7 @@ def test_two_qa_serve_processes_on_one_database_answer_alike_and_see_new_documen
 def test_a_common_stem_is_read_best_postings_first(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     docs = {f"d{i}.txt": f"The wheat {'and wheat ' * i}grows in the field by the river." for i in range(6)}
     store, emb = PgIndex(url=pg_url), FakeEmbedder(dim=32)
-    store.sync(docs, emb)
+    sync(store, docs, emb)
     qvec = emb.encode(["wheat"])[0]
 
     def lexical() -> list[str]:

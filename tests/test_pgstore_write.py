@@ -1,4 +1,4 @@
-"""Tests for qa.pgstore_write on a real PostgreSQL + pgvector (pgserver): updates incremental and whole."""
+"""Tests for qa.index.pgstore_write on a real PostgreSQL + pgvector (pgserver): incremental, whole updates."""
 
 from __future__ import annotations
 
@@ -8,25 +8,25 @@ import pytest
 from conftest import TOWN_DOCS as DOCS
 from conftest import FakeEmbedder
 
-import qa.pgstore_write as pgstore_write
-from qa.index_build import chunk_sources, normalise_chunk_settings
-from qa.pgstore import PgIndex, PgRetriever
+import qa.index.pgstore_write as pgstore_write
+from qa.index.build import chunk_sources, normalise_chunk_settings
+from qa.index.pgstore import PgIndex, PgRetriever
 
 
 def test_sync_is_incremental_and_hits_point_into_the_sources(pg_url: str) -> None:
     store, emb = PgIndex(url=pg_url), FakeEmbedder(dim=32)
-    stats = store.sync(DOCS, emb)
+    stats = pgstore_write.sync(store, DOCS, emb)
     assert stats["added"] == 2 and stats["embedded"] == emb.encoded > 0
     hits = PgRetriever(store=store, embedder=emb, top_k=3).retrieve("Who built the mill?")
     assert hits and hits[0].source == "mill.txt"
     for h in hits:
         assert DOCS[h.source][h.start:h.end] == h.text
     before = emb.encoded
-    assert store.sync(DOCS, emb) == {"added": 0, "changed": 0, "removed": 0, "embedded": 0}
+    assert pgstore_write.sync(store, DOCS, emb) == {"added": 0, "changed": 0, "removed": 0, "embedded": 0}
     changed = {**DOCS, "bridge.txt": DOCS["bridge.txt"] + "\n\nA new lamp was fitted in 2020."}
-    stats = store.sync(changed, emb)
+    stats = pgstore_write.sync(store, changed, emb)
     assert stats["changed"] == 1 and 0 < emb.encoded - before <= 4, "only the new texts are embedded"
-    assert store.sync({"mill.txt": DOCS["mill.txt"]}, emb)["removed"] == 1
+    assert pgstore_write.sync(store, {"mill.txt": DOCS["mill.txt"]}, emb)["removed"] == 1
     names, passages = store.summary()
     expected = chunk_sources({"mill.txt": DOCS["mill.txt"]}, normalise_chunk_settings(None))
     assert names == ["mill.txt"] and passages == len(expected)
@@ -44,7 +44,7 @@ def test_sync_is_incremental_and_hits_point_into_the_sources(pg_url: str) -> Non
 
 def test_an_update_leaves_its_tables_vacuumed_and_analysed(pg_url: str) -> None:
     store = PgIndex(url=pg_url, schema="vacuumed")
-    store.sync(DOCS, FakeEmbedder(dim=32))
+    pgstore_write.sync(store, DOCS, FakeEmbedder(dim=32))
     conn = store.connect()
     rows = conn.execute("SELECT relname FROM pg_stat_user_tables WHERE schemaname = 'vacuumed' "
                         "AND last_vacuum IS NOT NULL AND last_analyze IS NOT NULL").fetchall()
@@ -59,7 +59,7 @@ def test_an_update_leaves_its_tables_vacuumed_and_analysed(pg_url: str) -> None:
 
 def test_a_failed_update_changes_nothing(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     store, emb = PgIndex(url=pg_url), FakeEmbedder(dim=32)
-    store.sync(DOCS, emb)
+    pgstore_write.sync(store, DOCS, emb)
     before = store.summary()
 
     def boom(conn, schema, names) -> None:
@@ -67,7 +67,7 @@ def test_a_failed_update_changes_nothing(pg_url: str, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(pgstore_write, "_write_term_stats", boom)  # fails after the passages were written
     with pytest.raises(RuntimeError, match="disk full"):
-        store.sync({"other.txt": "Something else entirely. Gamma one."}, emb)
+        pgstore_write.sync(store, {"other.txt": "Something else entirely. Gamma one."}, emb)
     assert store.summary() == before
 
 
@@ -77,7 +77,7 @@ def test_two_writers_at_once_leave_one_whole_corpus(pg_url: str) -> None:
 
     def write(docs: dict) -> None:
         try:
-            PgIndex(url=pg_url).sync(docs, FakeEmbedder(dim=32))
+            pgstore_write.sync(PgIndex(url=pg_url), docs, FakeEmbedder(dim=32))
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 

@@ -1,4 +1,4 @@
-"""Tests for qa.read: loading, validation, windowing, vectorised decoding and offsets."""
+"""Tests for qa.reader.read: loading, validation, windowing, vectorised decoding and offsets."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.read import DEFAULT_READER, DEFAULT_THRESHOLD, MAX_ANSWER_TOKENS, Reader
+from qa.reader.read import DEFAULT_READER, DEFAULT_THRESHOLD, MAX_ANSWER_TOKENS, Reader
+from qa.reader.spans import decode, uncalibrated_confidence
 from qa.schema import Hit, Passage, Span
-from qa.spans import decode, uncalibrated_confidence
 
 SOURCE_TEXT = (
     "Preface line.\n\n"
@@ -56,7 +56,7 @@ def _check_span(span: Span, passages: list[Passage], source_text: str) -> None:
 
 
 def test_import_is_light() -> None:
-    code = "import sys, qa.read; print('torch' in sys.modules or 'transformers' in sys.modules)"
+    code = "import sys, qa.reader.read; print('torch' in sys.modules or 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -312,7 +312,7 @@ def test_trained_reader_abstains_when_the_text_does_not_say() -> None:
 def test_calibrated_confidence_comes_from_the_model_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
     import shutil
 
-    from qa.calibrate import Confidence
+    from qa.reader.confidence import Confidence
 
     folder = tmp_path / "calibrated"
     shutil.copytree(tiny_model_dir, folder)

@@ -1,4 +1,4 @@
-"""Tests for qa.report: reports carry their command, machine and data, and rewrite the README's table."""
+"""Tests for qa.lab.report: reports carry their command, machine and data, and rewrite the README's table."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qa import report
+from qa.lab import report
 
 BENCH = {
     "seed_answers": {"end_to_end": {"p50_ms": 61.2, "p95_ms": 90.5},

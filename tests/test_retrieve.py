@@ -1,4 +1,4 @@
-"""Tests for qa.retrieve: reciprocal rank fusion and dense/lexical/hybrid retrieval."""
+"""Tests for qa.index.retrieve: reciprocal rank fusion and dense/lexical/hybrid retrieval."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import FakeEmbedder
 
-from qa.chunk import chunk_text
-from qa.embed import Embedder
-from qa.index import Index
-from qa.retrieve import (
+from qa.index.build import build_or_load
+from qa.index.embed import Embedder
+from qa.index.local import Index
+from qa.index.retrieve import (
     DEFAULT_TOP_K,
     MERGE_OVERLAPS,
     MODES,
@@ -21,8 +21,9 @@ from qa.retrieve import (
     merge_passages,
     reciprocal_rank_fusion,
 )
+from qa.ingest.chunk import chunk_text
+from qa.ingest.sources import read_source
 from qa.schema import Passage
-from qa.sources import read_source
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "article.txt"
 WORD = re.compile(r"\w+")
@@ -85,7 +86,7 @@ def test_rrf_options_and_ties() -> None:
 
 @pytest.fixture(scope="module")
 def fake_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
-    return Index.build_or_load(CORPUS, tmp_path_factory.mktemp("r") / "idx", HashEmbedder(),
+    return build_or_load(CORPUS, tmp_path_factory.mktemp("r") / "idx", HashEmbedder(),
                                log=lambda m: None)
 
 
@@ -160,7 +161,7 @@ def test_group_overlapping_keeps_rank_order_and_k() -> None:
 def test_retriever_merges_overlapping_hits(tmp_path: Path) -> None:
     emb = HashEmbedder()
     corpus = {"long.txt": LONG, **CORPUS}
-    index = Index.build_or_load(corpus, tmp_path / "idx", emb, log=lambda m: None)
+    index = build_or_load(corpus, tmp_path / "idx", emb, log=lambda m: None)
     assert MERGE_OVERLAPS is True
     for mode in MODES:
         merged = Retriever(index=index, embedder=emb, mode=mode).retrieve("sentence topic length", top_k=3)
@@ -223,7 +224,7 @@ def test_bad_arguments(fake_index: Index) -> None:
 
 
 def test_stopword_only_corpus(tmp_path: Path) -> None:
-    index = Index.build_or_load({"s.txt": "The and of. It is a."}, tmp_path / "i", HashEmbedder(),
+    index = build_or_load({"s.txt": "The and of. It is a."}, tmp_path / "i", HashEmbedder(),
                                 log=lambda m: None)
     r = Retriever(index=index, embedder=HashEmbedder())
     assert len(r.retrieve("anything at all")) >= 1
@@ -241,7 +242,7 @@ def minilm() -> Embedder:
 
 @pytest.mark.slow
 def test_rare_word_found_by_hybrid_on_synthetic_corpus(minilm: Embedder, tmp_path: Path) -> None:
-    index = Index.build_or_load(CORPUS, tmp_path / "idx", minilm, log=lambda m: None)
+    index = build_or_load(CORPUS, tmp_path / "idx", minilm, log=lambda m: None)
     r = Retriever(index=index, embedder=minilm, mode="hybrid")
     r.warm_up()
     hits = r.retrieve("zeppelin deal")
@@ -253,7 +254,7 @@ def test_rare_word_found_by_hybrid_on_synthetic_corpus(minilm: Embedder, tmp_pat
 @pytest.mark.slow
 def test_seed_article_with_minilm(minilm: Embedder, tmp_path: Path) -> None:
     text = read_source(SEED)
-    index = Index.build_or_load({"seeds/article.txt": text}, tmp_path / "idx", minilm, log=lambda m: None)
+    index = build_or_load({"seeds/article.txt": text}, tmp_path / "idx", minilm, log=lambda m: None)
     # pick the word that occurs in exactly one passage and use it as a two-word query with a common word
     counts: dict[str, int] = {}
     for p in index.passages:
@@ -275,7 +276,7 @@ def test_seed_article_with_minilm(minilm: Embedder, tmp_path: Path) -> None:
     assert hits[0].passage == first
 
 
-# --- qa.bench smoke test (tiny sizes; no timing assertions) --------------------------------------
+# --- qa.lab.bench, bench_corpus and bench_timing: a smoke test (tiny sizes; no timing assertions) ---------
 
 
 def _tiny_squad(path: Path) -> None:
@@ -295,7 +296,9 @@ def _tiny_squad(path: Path) -> None:
 
 
 def test_bench_helpers(tmp_path: Path) -> None:
-    from qa.bench import _parse_sizes, _percentile, load_contexts, passage_pool
+    from qa.lab.bench import _parse_sizes
+    from qa.lab.bench_corpus import load_contexts, passage_pool
+    from qa.lab.bench_timing import _percentile
 
     assert _parse_sizes("1000,10k") == [1000, 10_000] and _parse_sizes("") == []
     assert _percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
@@ -315,7 +318,7 @@ def test_bench_helpers(tmp_path: Path) -> None:
 def test_bench_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from qa.bench import main
+    from qa.lab.bench import main
 
     (tmp_path / "d").mkdir()
     _tiny_squad(tmp_path / "d" / "a.json")
@@ -344,20 +347,20 @@ def test_split_check_setup_splits_by_article_and_takes_a_reader(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    import qa.bench
-    import qa.train
-    from qa.bench import split_check_setup
-    from qa.read import DEFAULT_READER
+    import qa.lab.bench_corpus
+    import qa.lab.train_data
+    from qa.lab.bench_corpus import split_check_setup
+    from qa.reader.read import DEFAULT_READER
 
     titles = ["Tay", "Avon", "Exe", "Ure", "Wye", "Cam", "Dee", "Fal"]  # held out: Exe, Wye
     arts = [{"title": t, "paragraphs": [{"context": f"The {t} flows.", "qas": [
         {"id": t, "question": f" Where does the {t} flow? ", "answers": [{"text": t, "answer_start": 4}]}]}]}
         for t in titles]
-    squad = tmp_path / "data" / qa.train.SQUAD_FILE
+    squad = tmp_path / "data" / qa.lab.train_data.SQUAD_FILE
     squad.parent.mkdir(parents=True)
     squad.write_text(json.dumps({"version": "1.1", "data": arts}), encoding="utf-8")
-    monkeypatch.setattr(qa.train, "DATA_DIR", tmp_path / "data")
-    monkeypatch.setattr(qa.bench, "DEFAULT_RECALL_FILE", squad)
+    monkeypatch.setattr(qa.lab.train_data, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(qa.lab.bench_corpus, "DEFAULT_RECALL_FILE", squad)
     args, data, split = split_check_setup(["--reader", "some/folder", "--sample", "5"], description="d",
                                           sample=700, sample_help="questions")
     assert args.reader == "some/folder" and args.sample == 5 and args.top_k == 3

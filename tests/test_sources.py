@@ -1,4 +1,4 @@
-"""Tests for qa.sources: reading .txt/.md/.html files and collecting folders."""
+"""Tests for qa.ingest.sources: reading .txt/.md/.html files and collecting folders."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.sources import SUFFIXES, SourceError, collect_sources, html_to_text, read_source
+from qa.ingest.errors import SourceError
+from qa.ingest.sources import SUFFIXES, collect_sources, html_to_text, read_source
 
 
 def test_suffixes() -> None:

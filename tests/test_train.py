@@ -1,4 +1,4 @@
-"""Tests for qa.train: the split, the data mix, windows and labels, the schedule, resuming."""
+"""Tests for qa.lab.train and its parts: the split, the data mix, windows, labels, the schedule, resuming."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from qa import train
-from qa.read import Reader
+from qa.lab import distill, train, train_data, train_features, train_loop, train_negatives
+from qa.reader.read import Reader
 from qa.schema import Passage
 
 CITIES = ["Aldon", "Brevik", "Corvale", "Dunmore", "Elster", "Fennick", "Garrow", "Holm"]
@@ -38,33 +38,33 @@ def data_dir(tmp_path: Path) -> Path:
     (d / "squad").mkdir(parents=True)
     titles = ["Tay", "Avon", "Exe", "Ure", "Wye", "Cam", "Dee", "Fal"]
     data = {"version": "1.1", "data": [_article(t, k) for k, t in enumerate(titles)]}
-    (d / train.SQUAD_FILE).write_text(json.dumps(data), encoding="utf-8")
+    (d / train_data.SQUAD_FILE).write_text(json.dumps(data), encoding="utf-8")
     return d
 
 
-ONLY_SQUAD = [f"{name}=0" for name in train.MIX if name != "squad-train"]
+ONLY_SQUAD = [f"{name}=0" for name in train_data.MIX if name != "squad-train"]
 
 
 def test_split_holds_out_every_fourth_article_by_title(data_dir: Path, tmp_path: Path) -> None:
-    training, validation = train.split_squad(data_dir)
+    training, validation = train_data.split_squad(data_dir)
     assert validation == ["Exe", "Wye"]  # sorted: Avon Cam Dee [Exe] Fal Tay Ure [Wye]
     assert not set(training) & set(validation) and len(training) + len(validation) == 8
     out = tmp_path / "val.json"
-    assert train.write_validation_file(out, data_dir) == 6
+    assert train_data.write_validation_file(out, data_dir) == 6
     assert sorted(a["title"] for a in json.loads(out.read_text())["data"]) == validation
 
 
 def test_parse_mix_overrides_and_checks() -> None:
-    mix = train.parse_mix(["squad-train=2", "qa/covid-qa.json=0.5"])
+    mix = train_data.parse_mix(["squad-train=2", "qa/covid-qa.json=0.5"])
     assert mix["squad-train"] == 2 and mix["qa/covid-qa.json"] == 0.5
-    assert train.MIX["squad-train"] == 1.0  # the module default is untouched
+    assert train_data.MIX["squad-train"] == 1.0  # the module default is untouched
     for bad in ["squad-train", "nope.json=1", "squad-train=x", "squad-train=-1"]:
         with pytest.raises(ValueError, match="--mix"):
-            train.parse_mix([bad])
+            train_data.parse_mix([bad])
 
 
 def test_training_examples_keep_validation_articles_out(data_dir: Path) -> None:
-    exs = train.training_examples(data_dir, random.Random(0), train.parse_mix(ONLY_SQUAD))
+    exs = train_negatives.training_examples(data_dir, random.Random(0), train_data.parse_mix(ONLY_SQUAD))
     answered = [e for e in exs if e.answer]
     assert {e.qid.split("-")[0] for e in answered} == {"Avon", "Cam", "Dee", "Fal", "Tay", "Ure"}
     assert all(e.context[e.answer_start:e.answer_start + len(e.answer)] == e.answer for e in answered)
@@ -72,10 +72,11 @@ def test_training_examples_keep_validation_articles_out(data_dir: Path) -> None:
 
 
 def test_hard_negatives_pair_questions_with_look_alikes_of_other_documents(data_dir: Path) -> None:
-    mix = train.parse_mix(ONLY_SQUAD)
-    plain = train.training_examples(data_dir, random.Random(0), mix)
-    assert train.training_examples(data_dir, random.Random(0), mix, hard_rate=0.0) == plain  # as before
-    exs = train.training_examples(data_dir, random.Random(0), mix, hard_rate=0.5)
+    mix = train_data.parse_mix(ONLY_SQUAD)
+    plain = train_negatives.training_examples(data_dir, random.Random(0), mix)
+    same = train_negatives.training_examples(data_dir, random.Random(0), mix, hard_rate=0.0)
+    assert same == plain  # as before
+    exs = train_negatives.training_examples(data_dir, random.Random(0), mix, hard_rate=0.5)
     answered = [e for e in exs if e.answer]
     hard = [e for e in exs if e.group == "hard-negative"]
     assert len(hard) == len(answered) // 2  # every sampled question found a look-alike
@@ -91,29 +92,29 @@ def test_hard_negatives_pair_questions_with_look_alikes_of_other_documents(data_
 
 def _squad2(data_dir: Path) -> None:
     """Write a SQuAD 2.0 file beside the v1.1 one: each article gains one unanswerable question."""
-    data = json.loads((data_dir / train.SQUAD_FILE).read_text())
+    data = json.loads((data_dir / train_data.SQUAD_FILE).read_text())
     for art in data["data"]:
         art["paragraphs"][0]["qas"].append({
             "id": f"{art['title']}-none", "is_impossible": True, "answers": [],
             "question": f"Who named the {art['title']} river?",
             "plausible_answers": [{"text": "hills", "answer_start": 0}]})
-    (data_dir / train.SQUAD2_FILE).write_text(json.dumps(data), encoding="utf-8")
+    (data_dir / train_data.SQUAD2_FILE).write_text(json.dumps(data), encoding="utf-8")
 
 
 def test_squad2_unanswerables_of_training_articles_only(data_dir: Path, tmp_path: Path) -> None:
     _squad2(data_dir)
-    mix = train.parse_mix([*ONLY_SQUAD, "squad-train=0", "squad2-train-unanswerable=1"])
-    pool = train.training_pools(data_dir, mix)["squad2-train-unanswerable"]
+    mix = train_data.parse_mix([*ONLY_SQUAD, "squad-train=0", "squad2-train-unanswerable=1"])
+    pool = train_data.training_pools(data_dir, mix)["squad2-train-unanswerable"]
     assert sorted(e.qid for e in pool) == [f"{t}-none" for t in ("Avon", "Cam", "Dee", "Fal", "Tay", "Ure")]
     assert all(e.answer == "" and e.answer_start == -1 and e.doc.startswith("squad-train/") for e in pool)
-    assert train.write_validation_file(tmp_path / "v2.json", data_dir, squad2=True) == 8  # 2 articles x 4
+    assert train_data.write_validation_file(tmp_path / "v2.json", data_dir, squad2=True) == 8  # 2 x 4
     v2 = json.loads((tmp_path / "v2.json").read_text())
     assert v2["version"] == "v2.0" and {a["title"] for a in v2["data"]} == {"Exe", "Wye"}
 
 
 def test_same_document_negatives_are_other_paragraphs_of_the_article(data_dir: Path) -> None:
-    mix = train.parse_mix(ONLY_SQUAD)
-    exs = train.training_examples(data_dir, random.Random(0), mix, same_document_rate=1.0)
+    mix = train_data.parse_mix(ONLY_SQUAD)
+    exs = train_negatives.training_examples(data_dir, random.Random(0), mix, same_document_rate=1.0)
     answered = [e for e in exs if e.answer]
     same = [e for e in exs if e.group == "same-document-negative"]
     assert len(same) == len(answered)  # each article has other paragraphs without the answer's city
@@ -127,30 +128,31 @@ def test_same_document_negatives_are_other_paragraphs_of_the_article(data_dir: P
 def test_swap_negatives_change_one_name_of_the_question() -> None:
     context = ("The Normans conquered Sicily in 1091. Later, in 1130, Roger II was crowned king of "
                "Sicily. Robert Guiscard led the campaign against Bari.")
-    asked = train.Example("q", "When did the Normans conquer Sicily?", context, "1091",
+    asked = train_data.Example("q", "When did the Normans conquer Sicily?", context, "1091",
                           context.index("1091"), "squad-train", "squad-train/Normans")
-    (neg,) = train.swap_negatives([asked], [asked], random.Random(0))
+    (neg,) = train_negatives.swap_negatives([asked], [asked], random.Random(0))
     assert neg.answer == "" and neg.context == context and neg.group == "swap-negative"
     names = ("Robert Guiscard", "Roger II", "Bari")  # outside the answer's sentence
     assert neg.question in {f"When did the {n} conquer Sicily?" for n in names} | {
         f"When did the Normans conquer {n}?" for n in names}
-    assert train.mentions("Suddenly, Tesla left in 1884 with 3 men.") == [
+    assert train_negatives.mentions("Suddenly, Tesla left in 1884 with 3 men.") == [
         ("name", "Tesla", 10), ("year", "1884", 24), ("number", "3", 34)]
-    nothing = train.Example("n", "When did they conquer it?", context, "1091", context.index("1091"), "s",
-                            "d")
-    assert train.swap_negatives([nothing], [nothing], random.Random(0)) == []
+    nothing = train_data.Example("n", "When did they conquer it?", context, "1091", context.index("1091"),
+                                 "s", "d")
+    assert train_negatives.swap_negatives([nothing], [nothing], random.Random(0)) == []
 
 
 def test_antonym_negatives_turn_a_word_of_the_answers_sentence_into_its_opposite() -> None:
     context = "Velden is the largest town of the valley. The smallest one is Orth, founded before 1200."
-    asked = train.Example("q", "What is the largest town of the valley?", context, "Velden", 0, "s", "d")
-    (neg,) = train.antonym_negatives([asked], random.Random(0))
+    asked = train_data.Example("q", "What is the largest town of the valley?", context, "Velden", 0, "s", "d")
+    (neg,) = train_negatives.antonym_negatives([asked], random.Random(0))
     assert neg.question == "What is the smallest town of the valley?" and neg.answer == ""
     assert neg.context == context and neg.group == "antonym-negative"
-    both = train.Example("b", "Which town is larger or smaller?", "Orth is larger than Velden and smaller "
-                         "than Aldon.", "Velden", 26, "s", "d")
-    assert train.antonym_negatives([both], random.Random(0)) == []  # the opposite stands there too
-    assert all(w in train.ANTONYMS[o] for w, opposites in train.ANTONYMS.items() for o in opposites)
+    both = train_data.Example("b", "Which town is larger or smaller?",
+                              "Orth is larger than Velden and smaller than Aldon.", "Velden", 26, "s", "d")
+    assert train_negatives.antonym_negatives([both], random.Random(0)) == []  # the opposite stands there too
+    antonyms = train_negatives.ANTONYMS
+    assert all(w in antonyms[o] for w, opposites in antonyms.items() for o in opposites)
 
 
 def test_mixed_loss_distils_answers_and_keeps_gold_no_answer() -> None:
@@ -164,12 +166,12 @@ def test_mixed_loss_distils_answers_and_keeps_gold_no_answer() -> None:
     gold = torch.nn.functional.cross_entropy
     ce = (gold(start, batch["start_positions"], reduction="none")
           + gold(end, batch["end_positions"], reduction="none")) / 2
-    kd = train.distill_loss(start, end, t_start, t_end, batch["attention_mask"], reduction="none")
+    kd = distill.distill_loss(start, end, t_start, t_end, batch["attention_mask"], reduction="none")
     assert kd.mean().item() == pytest.approx(
-        train.distill_loss(start, end, t_start, t_end, batch["attention_mask"]).item(), rel=1e-5)
-    both = train.mixed_loss(start, end, batch, t_start, t_end, weight=0.5)
+        distill.distill_loss(start, end, t_start, t_end, batch["attention_mask"]).item(), rel=1e-5)
+    both = distill.mixed_loss(start, end, batch, t_start, t_end, weight=0.5)
     assert both.item() == pytest.approx((0.5 * ce + 0.5 * kd).mean().item(), rel=1e-5)
-    kept = train.mixed_loss(start, end, batch, t_start, t_end, weight=0.5, gold_no_answer=True)
+    kept = distill.mixed_loss(start, end, batch, t_start, t_end, weight=0.5, gold_no_answer=True)
     assert kept.item() == pytest.approx(((0.5 * ce[0] + 0.5 * kd[0]) + ce[1]).item() / 2, rel=1e-5)
 
 
@@ -177,13 +179,13 @@ def test_featurize_labels_point_at_the_answer(data_dir: Path, tiny_model_dir: Pa
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import AutoTokenizer
 
-    monkeypatch.setattr(train, "MAX_LENGTH", 32)  # several windows per paragraph
-    monkeypatch.setattr(train, "STRIDE", 8)
-    monkeypatch.setattr(train, "NEGATIVE_WINDOW_RATE", 1.0)
+    monkeypatch.setattr(train_features, "MAX_LENGTH", 32)  # several windows per paragraph
+    monkeypatch.setattr(train_features, "STRIDE", 8)
+    monkeypatch.setattr(train_features, "NEGATIVE_WINDOW_RATE", 1.0)
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
-    exs = [e for e in train.training_examples(data_dir, random.Random(0), train.parse_mix(ONLY_SQUAD))
-           if e.answer]
-    feats = train.featurize(exs, tok, random.Random(0))
+    mix = train_data.parse_mix(ONLY_SQUAD)
+    exs = [e for e in train_negatives.training_examples(data_dir, random.Random(0), mix) if e.answer]
+    feats = train_features.featurize(exs, tok, random.Random(0))
     assert len(feats) > len(exs)  # long contexts were split into windows
     labelled = [f for f in feats if f["start"]]
     assert labelled and all(len(f["input_ids"]) <= 32 for f in feats)
@@ -196,13 +198,13 @@ def test_featurize_takes_the_window_length_and_stride(data_dir: Path, tiny_model
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
-    exs = [e for e in train.training_examples(data_dir, random.Random(0), train.parse_mix(ONLY_SQUAD))
-           if e.answer]
-    short = train.featurize(exs, tok, random.Random(0), max_length=32, stride=8)
-    whole = train.featurize(exs, tok, random.Random(0), max_length=128, stride=32)
+    mix = train_data.parse_mix(ONLY_SQUAD)
+    exs = [e for e in train_negatives.training_examples(data_dir, random.Random(0), mix) if e.answer]
+    short = train_features.featurize(exs, tok, random.Random(0), max_length=32, stride=8)
+    whole = train_features.featurize(exs, tok, random.Random(0), max_length=128, stride=32)
     assert max(len(f["input_ids"]) for f in short) <= 32 < max(len(f["input_ids"]) for f in whole)
     with pytest.raises(ValueError, match="stride"):
-        train.featurize(exs, tok, random.Random(0), max_length=32, stride=16)
+        train_features.featurize(exs, tok, random.Random(0), max_length=32, stride=16)
 
 
 def test_distill_loss_compares_distributions_over_real_tokens_only() -> None:
@@ -211,13 +213,13 @@ def test_distill_loss_compares_distributions_over_real_tokens_only() -> None:
     torch.manual_seed(0)
     teacher = torch.randn(2, 6), torch.randn(2, 6)
     mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
-    same = train.distill_loss(teacher[0], teacher[1], teacher[0], teacher[1], mask)
+    same = distill.distill_loss(teacher[0], teacher[1], teacher[0], teacher[1], mask)
     assert same.item() == pytest.approx(0.0, abs=1e-6)
-    other = train.distill_loss(torch.randn(2, 6), torch.randn(2, 6), *teacher, mask)
+    other = distill.distill_loss(torch.randn(2, 6), torch.randn(2, 6), *teacher, mask)
     assert other.item() > 0.01
     padded = teacher[0].clone(), teacher[1].clone()
     padded[0][1, 4:] = 50.0  # what the student says on padding does not count
-    assert train.distill_loss(*padded, *teacher, mask).item() == pytest.approx(0.0, abs=1e-6)
+    assert distill.distill_loss(*padded, *teacher, mask).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_teacher_logits_are_the_teachers_mean_and_are_kept(data_dir: Path, tiny_model_dir: Path,
@@ -226,10 +228,10 @@ def test_teacher_logits_are_the_teachers_mean_and_are_kept(data_dir: Path, tiny_
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
-    exs = train.training_examples(data_dir, random.Random(0), train.parse_mix(ONLY_SQUAD))
-    feats = train.featurize(exs, tok, random.Random(0), max_length=48, stride=8)
+    exs = train_negatives.training_examples(data_dir, random.Random(0), train_data.parse_mix(ONLY_SQUAD))
+    feats = train_features.featurize(exs, tok, random.Random(0), max_length=48, stride=8)
     other = _other_teacher(tiny_model_dir, tmp_path / "other-teacher")
-    start, end, offsets = train.teacher_logits(feats, [str(tiny_model_dir), str(other)], tok.pad_token_id)
+    start, end, offsets = distill.teacher_logits(feats, [str(tiny_model_dir), str(other)], tok.pad_token_id)
     assert len(offsets) == len(feats) + 1 and len(start) == len(end) == offsets[-1]
     f = feats[-1]
     ids = torch.tensor([f["input_ids"]])
@@ -242,25 +244,25 @@ def test_teacher_logits_are_the_teachers_mean_and_are_kept(data_dir: Path, tiny_
 
     work = tmp_path / "work"
     work.mkdir()
-    train.attach_teacher(feats, work, [str(tiny_model_dir)], tok.pad_token_id, device="cpu", bf16=False)
+    distill.attach_teacher(feats, work, [str(tiny_model_dir)], tok.pad_token_id, device="cpu", bf16=False)
     assert (work / "teacher-logits.npz").is_file()
     assert all(len(f["t_start"]) == len(f["input_ids"]) == len(f["t_end"]) for f in feats)
-    batch = train.collate(feats[:3], tok.pad_token_id)
+    batch = train_features.collate(feats[:3], tok.pad_token_id)
     assert batch["t_start"].shape == batch["input_ids"].shape
     with pytest.raises(SystemExit, match="delete it"):  # kept logits of other teachers are not reused
-        train.attach_teacher(feats, work, [str(other)], tok.pad_token_id, device="cpu", bf16=False)
+        distill.attach_teacher(feats, work, [str(other)], tok.pad_token_id, device="cpu", bf16=False)
 
 
 def test_schedule_and_budget() -> None:
-    assert train.lr_factor(0, 100, 0.1) == pytest.approx(0.1)
-    assert train.lr_factor(9, 100, 0.1) == pytest.approx(1.0)
-    assert train.lr_factor(55, 100, 0.1) == pytest.approx(0.5)
-    assert train.lr_factor(100, 100, 0.1) == 0.0
-    assert train.steps_in_budget(70, 10_000, 10.0, 60.0, 20.0) == 70 + 1000
-    assert train.steps_in_budget(70, 500, 10.0, 60.0, 20.0) == 500  # never more than asked
-    assert train.steps_in_budget(70, 10_000, 90.0, 60.0, 20.0) == 70  # over budget: stop now
+    assert train_loop.lr_factor(0, 100, 0.1) == pytest.approx(0.1)
+    assert train_loop.lr_factor(9, 100, 0.1) == pytest.approx(1.0)
+    assert train_loop.lr_factor(55, 100, 0.1) == pytest.approx(0.5)
+    assert train_loop.lr_factor(100, 100, 0.1) == 0.0
+    assert train_loop.steps_in_budget(70, 10_000, 10.0, 60.0, 20.0) == 70 + 1000
+    assert train_loop.steps_in_budget(70, 500, 10.0, 60.0, 20.0) == 500  # never more than asked
+    assert train_loop.steps_in_budget(70, 10_000, 90.0, 60.0, 20.0) == 70  # over budget: stop now
     with pytest.raises(ValueError, match="speed"):
-        train.steps_in_budget(70, 100, 1.0, 60.0, 0.0)
+        train_loop.steps_in_budget(70, 100, 1.0, 60.0, 0.0)
 
 
 @pytest.mark.slow
@@ -270,10 +272,10 @@ def test_a_time_budget_is_sized_again_during_the_run(data_dir: Path, tiny_model_
     import torch
 
     clock = iter(range(10**6))  # every look at the clock is one second later: a slow, steady device
-    monkeypatch.setattr(train.time, "time", lambda: float(next(clock)))
-    monkeypatch.setattr(train, "PROBE_FROM", 2)
-    monkeypatch.setattr(train, "PROBE_STEPS", 4)
-    monkeypatch.setattr(train, "RESIZE_EVERY", 4)
+    monkeypatch.setattr(train_loop.time, "time", lambda: float(next(clock)))
+    monkeypatch.setattr(train_loop, "PROBE_FROM", 2)
+    monkeypatch.setattr(train_loop, "PROBE_STEPS", 4)
+    monkeypatch.setattr(train_loop, "RESIZE_EVERY", 4)
     args = _train_args(data_dir, tiny_model_dir, tmp_path / "w", tmp_path / "out")
     args[args.index("--max-steps") + 1] = "400"
     train.main([*args, "--epochs", "40", "--minutes", "1", "--save-every", "1000", "--log-every", "1000"])
@@ -304,7 +306,7 @@ def test_training_resumes_after_an_interruption_as_if_never_stopped(
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     train.main(_train_args(data_dir, tiny_model_dir, whole, tmp_path / "out-whole"))
 
-    real_collate, calls = train.collate, []
+    real_collate, calls = train_features.collate, []
 
     def collate_then_crash(batch: list[dict], pad_id: int):
         calls.append(1)
@@ -312,11 +314,11 @@ def test_training_resumes_after_an_interruption_as_if_never_stopped(
             raise KeyboardInterrupt  # stopped during step 3; the checkpoint of step 2 is on disk
         return real_collate(batch, pad_id)
 
-    monkeypatch.setattr(train, "collate", collate_then_crash)
+    monkeypatch.setattr(train_loop, "collate", collate_then_crash)
     with pytest.raises(KeyboardInterrupt):
         train.main(_train_args(data_dir, tiny_model_dir, broken, tmp_path / "out-broken"))
     assert torch.load(broken / "checkpoint.pt", weights_only=True)["step"] == 2
-    monkeypatch.setattr(train, "collate", real_collate)
+    monkeypatch.setattr(train_loop, "collate", real_collate)
     train.main(_train_args(data_dir, tiny_model_dir, broken, tmp_path / "out-broken"))
 
     assert (whole / "features.jsonl").read_bytes() == (broken / "features.jsonl").read_bytes()  # seeded
@@ -361,15 +363,15 @@ def test_distillation_moves_the_student_towards_the_teacher(data_dir: Path, tiny
                 "--stride", "16"])
     assert max(len(json.loads(line)["input_ids"]) for line in (work / "features.jsonl").open()) <= 64
     feats = [json.loads(line) for line in (work / "features.jsonl").open()]
-    train.attach_teacher(feats, work, [str(teacher)], 0, device="cpu", bf16=False)  # the kept logits
-    batch = train.collate(feats, 0)
+    distill.attach_teacher(feats, work, [str(teacher)], 0, device="cpu", bf16=False)  # the kept logits
+    batch = train_features.collate(feats, 0)
 
     def gap(model_dir: Path) -> float:
         with torch.no_grad():
             o = AutoModelForQuestionAnswering.from_pretrained(str(model_dir))(
                 input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
                 attention_mask=batch["attention_mask"])
-        return train.distill_loss(o.start_logits, o.end_logits, batch["t_start"], batch["t_end"],
+        return distill.distill_loss(o.start_logits, o.end_logits, batch["t_start"], batch["t_end"],
                                   batch["attention_mask"]).item()
 
     assert gap(out) < 0.8 * gap(tiny_model_dir)
@@ -390,9 +392,9 @@ def test_average_weighs_like_models_and_refuses_unlike_ones(tiny_model_dir: Path
     BertForQuestionAnswering(BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1,
                                         num_attention_heads=2, intermediate_size=32)).save_pretrained(wide)
     with pytest.raises(ValueError, match="architecture"):
-        train.average([str(tiny_model_dir), str(wide)], [1.0, 1.0], tmp_path / "bad")
+        train_loop.average([str(tiny_model_dir), str(wide)], [1.0, 1.0], tmp_path / "bad")
     with pytest.raises(ValueError, match="one weight each"):
-        train.average([str(tiny_model_dir), str(other)], [1.0], tmp_path / "bad")
+        train_loop.average([str(tiny_model_dir), str(other)], [1.0], tmp_path / "bad")
 
 
 def test_bad_options_are_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -413,18 +415,18 @@ def test_answer_lengths_and_percentiles(data_dir: Path, tiny_model_dir: Path) ->
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
-    ex = train.Example("q", "Who?", "Ada Lovelace wrote it.", "Ada Lovelace", 0, "g")
-    none = train.Example("n", "Who?", "Nobody.", "", -1, "generated-negative")
-    assert train.answer_lengths([ex, none], tok) == [len(tok.tokenize("Ada Lovelace"))]
-    assert train.answer_lengths([none], tok) == []
+    ex = train_data.Example("q", "Who?", "Ada Lovelace wrote it.", "Ada Lovelace", 0, "g")
+    none = train_data.Example("n", "Who?", "Nobody.", "", -1, "generated-negative")
+    assert train_features.answer_lengths([ex, none], tok) == [len(tok.tokenize("Ada Lovelace"))]
+    assert train_features.answer_lengths([none], tok) == []
     values = list(range(1, 101))
-    assert [train.percentile(values, q) for q in (1, 50, 99, 100)] == [1, 50, 99, 100]
-    assert train.percentile([7], 99) == 7
+    assert [train_features.percentile(values, q) for q in (1, 50, 99, 100)] == [1, 50, 99, 100]
+    assert train_features.percentile([7], 99) == 7
     with pytest.raises(ValueError, match="no answers"):
-        train.percentile([], 50)
+        train_features.percentile([], 50)
     with pytest.raises(ValueError, match="percentage"):
-        train.percentile(values, 0)
-    lines = train.report_answer_lengths(data_dir, tok, train.parse_mix(ONLY_SQUAD))
+        train_features.percentile(values, 0)
+    lines = train_features.report_answer_lengths(data_dir, tok, train_data.parse_mix(ONLY_SQUAD))
     assert len(lines) == 1 and lines[0].startswith("squad-train: 18 answers, tokens p50 ")
 
 
@@ -441,8 +443,8 @@ def test_freeze_keeps_the_embeddings_and_lower_layers_fixed(tiny_model_dir: Path
     from transformers import AutoModelForQuestionAnswering
 
     model = AutoModelForQuestionAnswering.from_pretrained(str(tiny_model_dir))
-    assert len(train.freeze(model, 0)) == len(list(model.parameters()))
-    trainable = train.freeze(model, 1)  # the tiny model has 2 layers
+    assert len(train_loop.freeze(model, 0)) == len(list(model.parameters()))
+    trainable = train_loop.freeze(model, 1)  # the tiny model has 2 layers
     names = {n for n, p in model.named_parameters() if p.requires_grad}
     assert names and all(n.startswith(("bert.encoder.layer.1.", "qa_outputs.")) for n in names)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}

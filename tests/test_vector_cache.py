@@ -1,4 +1,4 @@
-"""Tests for qa.vector_cache: vectors saved shard by shard, read back, damaged shards skipped."""
+"""Tests for qa.index.vector_cache: vectors saved shard by shard, read back, damaged shards skipped."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import FakeEmbedder
 
-from qa.vector_cache import VectorCache, text_key
+from qa.index.vector_cache import VectorCache, text_key
 
 TEXTS = [f"Sentence number {i} about a topic." for i in range(10)]
 

@@ -21,7 +21,7 @@ from qa.schema import Answer, Hit
 
 ABSTAIN_TEXT = "The article does not say."
 GENERIC_ERROR = "Something went wrong while answering. Please try again."
-#: The confidence's tooltip: what the number means (the shipped reader's is calibrated, qa.calibrate).
+#: The confidence's tooltip: what the number means (the shipped reader's is calibrated, qa.lab.calibrate).
 CONFIDENCE_MEANS = "The estimated chance that this answer is right."
 
 _NEWLINES = re.compile(r"\r\n|\r|\n")

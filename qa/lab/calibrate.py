@@ -1,0 +1,293 @@
+"""Answer or abstain the SQuAD 2.0 way, with a confidence that is a calibrated probability of being right.
+
+The reader scores its best span by its *margin*: the span's start + end logit minus its window's
+no-answer logit (the null span at [CLS]). ``qa calibrate-reader`` reads a validation file with
+unanswerable questions and stores two things beside the model's weights, as plain JSON
+(``confidence.json``):
+
+- the margin at or above which the reader answers: the one that maximises SQuAD 2.0 F1 on that file
+  (the official evaluation's best-threshold rule, ``best_f1_threshold``);
+- a monotone map from margin to the probability that the answer is right (F1 >= 50 against a gold
+  answer; any answer to an unanswerable question is wrong), fitted on the same questions (Platt
+  scaling: a logistic curve over the margin).
+
+Because the map is monotone, "margin >= threshold" and "confidence >= the threshold's confidence" are
+the same rule, so every caller that compares a confidence with ``Reader.threshold`` abstains the SQuAD
+2.0 way. The map itself is ``qa.reader.confidence.Confidence`` (data the reader loads); this module fits
+it, and the rest of it is stateless: the best-threshold rule, the reliability table, the expected
+calibration error and the reliability diagram.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from qa.lab.squad import _best_span, _passage, f1, load_squad
+from qa.reader.confidence import CONFIDENCE_FILE, Confidence
+
+#: An answer is right when its F1 against a gold answer reaches this (0..100).
+RIGHT_F1 = 50.0
+#: Equal-width confidence bins of the reliability table and the expected calibration error.
+BINS = 10
+
+
+# --- stateless functions ----------------------------------------------------------------------------
+
+
+def best_f1_threshold(scores: Sequence[float], f1s: Sequence[float], answerable: Sequence[bool], *,
+                      max_false_abstentions: float | None = None) -> tuple[float, float]:
+    """SQuAD 2.0's best-threshold rule: the score threshold (answer when score >= it) of the best F1.
+
+    ``scores``: each question's best-span score (higher: likelier an answer); ``f1s``: that span's F1
+    (0..100) against the question's gold answers (ignored for unanswerable ones). Returns (best F1,
+    threshold); abstaining on everything is the starting point, and its threshold is above every score.
+    Questions with equal scores are answered or abstained together. ``max_false_abstentions`` (a
+    percentage): only thresholds that withhold at most that share of the answerable questions count.
+    """
+    if not len(scores) == len(f1s) == len(answerable) or not scores:
+        raise ValueError("give one score, F1 and answerable flag per question, and at least one question")
+    if max_false_abstentions is not None and not 0 <= max_false_abstentions <= 100:
+        raise ValueError(f"max_false_abstentions is a percentage from 0 to 100, "
+                         f"got {max_false_abstentions!r}")
+    limit = 100.0 if max_false_abstentions is None else max_false_abstentions
+    has = sum(bool(a) for a in answerable)
+    order = sorted(range(len(scores)), key=lambda k: -scores[k])
+    current = float(sum(not a for a in answerable))  # every question abstained
+    withheld = has
+    best, threshold = (current, math.inf) if has == 0 or limit >= 100 else (-math.inf, math.inf)
+    i = 0
+    while i < len(order):
+        j = i
+        while j < len(order) and scores[order[j]] == scores[order[i]]:
+            k = order[j]
+            current += f1s[k] / 100 if answerable[k] else -1.0
+            withheld -= bool(answerable[k])
+            j += 1
+        if current > best and 100.0 * withheld / max(1, has) <= limit:
+            best, threshold = current, float(scores[order[i]])
+        i = j
+    return 100.0 * best / len(scores), threshold
+
+
+def fit_platt(margins: Sequence[float], right: Sequence[bool]) -> tuple[float, float]:
+    """Slope and intercept of the logistic curve P(right | margin) (maximum likelihood, no penalty)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(right, dtype=int)
+    if len(y) != len(margins) or len(set(y.tolist())) < 2:
+        raise ValueError("fitting a confidence needs one label per margin and both right and wrong answers")
+    model = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=1000)
+    model.fit(np.asarray(margins, dtype=float).reshape(-1, 1), y)
+    return float(model.coef_[0, 0]), float(model.intercept_[0])
+
+
+def _bins(confidences: Sequence[float], right: Sequence[bool], bins: int) -> list[list[int]]:
+    """The question indices of each equal-width confidence bin (1.0 falls in the last one)."""
+    if len(confidences) != len(right):
+        raise ValueError("give one confidence per right/wrong label")
+    if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    out: list[list[int]] = [[] for _ in range(bins)]
+    for k, c in enumerate(confidences):
+        out[min(bins - 1, max(0, int(c * bins)))].append(k)
+    return out
+
+
+def reliability(confidences: Sequence[float], right: Sequence[bool], *, bins: int = BINS
+                ) -> list[dict[str, Any]]:
+    """One row per equal-width confidence bin: its range, count, mean confidence and share right."""
+    rows = []
+    for b, inside in enumerate(_bins(confidences, right, bins)):
+        n = len(inside)
+        rows.append({
+            "from": round(b / bins, 4), "to": round((b + 1) / bins, 4), "count": n,
+            "confidence": round(sum(confidences[k] for k in inside) / n, 4) if n else None,
+            "right": round(sum(bool(right[k]) for k in inside) / n, 4) if n else None,
+        })
+    return rows
+
+
+def expected_calibration_error(confidences: Sequence[float], right: Sequence[bool], *,
+                               bins: int = BINS) -> float:
+    """The count-weighted mean gap between confidence and the share right over equal-width bins."""
+    if not confidences:
+        raise ValueError("no confidences to measure")
+    gap = sum(abs(sum(confidences[k] for k in inside) - sum(bool(right[k]) for k in inside))
+              for inside in _bins(confidences, right, bins))
+    return gap / len(confidences)
+
+
+def plot_reliability(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str = "") -> Path:
+    """Draw the reliability diagram of ``reliability`` rows (share right against confidence) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"the plot is a PNG file: give a path ending in .png, got {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), height_ratios=(3, 1), sharex=True)
+    width = rows[0]["to"] - rows[0]["from"] if rows else 0.1
+    filled = [r for r in rows if r["count"]]
+    top.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
+    top.bar([r["from"] for r in filled], [r["right"] for r in filled], width=width, align="edge",
+            color="#4c72b0", edgecolor="white", label="share right")
+    top.plot([r["confidence"] for r in filled], [r["right"] for r in filled], "o", color="#dd8452",
+             label="share right at the bin's mean confidence")
+    top.set(ylabel="share of answers right", xlim=(0, 1), ylim=(0, 1), title=title)
+    top.legend(loc="upper left", fontsize=8)
+    bottom.bar([r["from"] for r in rows], [r["count"] for r in rows], width=width, align="edge",
+               color="#8c8c8c", edgecolor="white")
+    bottom.set(xlabel="confidence", ylabel="questions")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# --- qa calibrate-reader ----------------------------------------------------------------------------
+
+
+def measure(items: Sequence[Any], reader: Any, *, progress: bool = False) -> list[tuple[float, float, bool]]:
+    """Each question's best-span margin, that span's F1 and whether the question is answerable.
+
+    ``items``: ``qa.lab.squad.EvalItem``s, each read with its own paragraph. A question the reader offers
+    no span for gets a margin of minus infinity (never answered).
+    """
+    from tqdm import tqdm
+
+    if hasattr(reader, "warm_up"):
+        reader.warm_up()
+    out = []
+    for item in tqdm(items, desc="calibrate", unit="q", file=sys.stderr, disable=not progress):
+        span = _best_span(reader, item.question, [_passage(item)])
+        if span is not None and span.margin is None:
+            raise ValueError(f"reader {getattr(reader, 'name', '?')} gives no span margins to calibrate")
+        margin = -math.inf if span is None else float(span.margin)
+        out.append((margin, f1(None if span is None else span.text, item.answers) if item.answerable
+                    else 0.0, item.answerable))
+    return out
+
+
+def calibrate(rows: Sequence[tuple[float, float, bool]], *, fitted_on: str = "",
+              max_false_abstentions: float | None = None) -> Confidence:
+    """The best-F1 margin threshold and the Platt map fitted on ``measure`` rows.
+
+    ``max_false_abstentions``: see ``best_f1_threshold``.
+    """
+    margins = [m for m, _, _ in rows]
+    best_f1, threshold = best_f1_threshold(margins, [f for _, f, _ in rows], [a for _, _, a in rows],
+                                           max_false_abstentions=max_false_abstentions)
+    if not math.isfinite(threshold):
+        raise ValueError("abstaining on every question scores best here: the file needs answerable "
+                         "questions the reader gets right")
+    fit = [(m, a and f >= RIGHT_F1) for m, f, a in rows if math.isfinite(m)]
+    slope, intercept = fit_platt([m for m, _ in fit], [r for _, r in fit])
+    rule = "best SQuAD 2.0 F1" + ("" if max_false_abstentions is None else
+                                  f", at most {max_false_abstentions:g} % false abstentions")
+    return Confidence(threshold_margin=threshold, slope=slope, intercept=intercept, fitted_on=fitted_on,
+                      figures={"rule": rule, "f1": round(best_f1, 2)})
+
+
+def cross_fitted(rows: Sequence[tuple[float, float, bool]], groups: Sequence[str]) -> list[float]:
+    """Each question's confidence from a map fitted on the other half of the groups (articles).
+
+    Groups are sorted and dealt alternately into two halves; the out-of-half confidences measure
+    calibration on questions the map never saw.
+    """
+    names = sorted(set(groups))
+    if len(names) < 2:
+        raise ValueError("cross-fitting needs questions from at least two articles")
+    half = {g: k % 2 for k, g in enumerate(names)}
+    probs = [0.0] * len(rows)
+    for h in (0, 1):
+        fit = [r for r, g in zip(rows, groups, strict=True) if half[g] != h]
+        conf = calibrate(fit)
+        for k, (r, g) in enumerate(zip(rows, groups, strict=True)):
+            if half[g] == h:
+                probs[k] = conf.probability(r[0]) if math.isfinite(r[0]) else 0.0
+    return probs
+
+
+def figures(rows: Sequence[tuple[float, float, bool]], confidence: Confidence, held: Sequence[float]
+            ) -> dict[str, Any]:
+    """What a stored confidence does on ``measure`` rows: F1, abstentions, calibration error.
+
+    ``held``: the rows' cross-fitted confidences (``cross_fitted``), for the honest calibration error.
+    """
+    best_f1, _ = best_f1_threshold([m for m, _, _ in rows], [f for _, f, _ in rows], [a for _, _, a in rows])
+    right = [a and f >= RIGHT_F1 for _, f, a in rows]
+    fitted = [confidence.probability(m) if math.isfinite(m) else 0.0 for m, _, _ in rows]
+    withheld = [m < confidence.threshold_margin for m, _, _ in rows]
+    has = [k for k, (_, _, a) in enumerate(rows) if a]
+    no = [k for k, (_, _, a) in enumerate(rows) if not a]
+    return {
+        "best_f1": round(best_f1, 2),
+        "questions": len(rows),
+        "threshold": round(confidence.threshold, 4),
+        "no_answer_accuracy": round(100 * sum(withheld[k] for k in no) / max(1, len(no)), 2),
+        "false_abstentions": round(100 * sum(withheld[k] for k in has) / max(1, len(has)), 2),
+        "ece": round(expected_calibration_error(fitted, right), 4),
+        "ece_cross_fitted": round(expected_calibration_error(held, right), 4),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``qa calibrate-reader FILE``: fit and store a reader's abstention threshold and confidence map."""
+    p = argparse.ArgumentParser(prog="qa calibrate-reader", description=main.__doc__.split(": ", 1)[1])
+    p.add_argument("file", help="SQuAD 2.0 validation file (with unanswerable questions), e.g. written by "
+                                "`python -m qa.lab.train --write-validation VAL2 --squad2`")
+    p.add_argument("--reader", default=None, help="model folder (default: the shipped qa/reader_model)")
+    p.add_argument("--precision", default="auto", help="the reader's arithmetic (see `qa ask --help`)")
+    p.add_argument("--max-false-abstentions", type=float, default=None, metavar="PCT",
+                   help="choose the best-F1 threshold among those that withhold at most PCT %% of the "
+                        "answerable questions (default: the plain best-F1 threshold of SQuAD 2.0)")
+    p.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
+    p.add_argument("--plot", default=None, metavar="PNG", help="draw the cross-fitted reliability diagram")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    from qa.reader.read import DEFAULT_READER, Reader
+
+    try:
+        folder = Path(args.reader or DEFAULT_READER)
+        items = load_squad(args.file)
+        if all(it.answerable for it in items):
+            raise ValueError(f"{args.file} has no unanswerable questions: calibrate on a SQuAD 2.0 file")
+        reader = Reader(model=folder, precision=args.precision)
+        rows = measure(items, reader, progress=not args.json)
+        confidence = calibrate(rows, fitted_on=f"{Path(args.file).name}: {len(rows)} questions, "
+                                               f"{sum(not a for _, _, a in rows)} unanswerable",
+                               max_false_abstentions=args.max_false_abstentions)
+        held = cross_fitted(rows, [it.title for it in items])
+        measured = {**confidence.figures, **figures(rows, confidence, held), "precision": reader.precision}
+        confidence = Confidence(confidence.threshold_margin, confidence.slope, confidence.intercept,
+                                confidence.fitted_on, measured)
+        if args.plot:
+            plot_reliability(reliability(held, [a and f >= RIGHT_F1 for _, f, a in rows]), args.plot,
+                             title=f"{folder.name}, {Path(args.file).name} (cross-fitted)")
+        if not args.dry_run:
+            confidence.save(folder)
+    except (ValueError, OSError) as err:
+        print(f"qa calibrate-reader: error: {err}", file=sys.stderr)
+        return 2
+    result = {**asdict(confidence), "written": None if args.dry_run else str(folder / CONFIDENCE_FILE)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>18}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
