@@ -15,7 +15,7 @@ VAL2=build/squad-v2-validation.json
 [ -f "$VAL2" ] || python -m qa.lab.train --write-validation "$VAL2" --squad2
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(article conversations squad1 squad2 calibration bench load readers formats postgres)
+[ ${#steps[@]} -gt 0 ] || steps=(article conversations squad1 squad2 calibration bench load readers formats postgres install)
 for step in "${steps[@]}"; do
   echo "== $step" >&2
   case "$step" in
@@ -30,8 +30,9 @@ for step in "${steps[@]}"; do
     readers) qa compare-readers --questions 300 --validation "$VAL" --threads 1 --report docs/readers.md ;;
     formats) python scripts/format_check.py --report docs/formats.md ;;
     postgres) python scripts/pg_scale_check.py --report docs/postgres.md ;;
+    install) python scripts/install_check.py --report docs/install.md ;;
     *) echo "unknown step $step (article conversations squad1 squad2 calibration bench load readers formats" \
-            "postgres)" >&2
+            "postgres install)" >&2
        exit 2 ;;
   esac
 done

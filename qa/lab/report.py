@@ -233,6 +233,13 @@ def _formats_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
+def _install_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Headline figures of a ``scripts/install_check.py`` result."""
+    return [("first `bash scripts/app.sh` on a new virtual environment: installed / serving / answered",
+             f"{r.get('install_s')} s / {r['serving_s']} s / {r['first_answer_s']} s "
+             f"({r['download_mb']} MB downloaded)")]
+
+
 def _postgres_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
     """Headline figures of a ``scripts/pg_scale_check.py`` result."""
     return [(f"retrieval through PostgreSQL at {int(n):,} passages, question embedding included, p50",
@@ -256,7 +263,7 @@ def headline(data: dict[str, Any], link: str) -> list[tuple[str, str, str]]:
     kind, r = data.get("kind"), data.get("result") or {}
     rows = (_bench_rows(r) if kind == "bench" else _load_rows(r) if kind == "load"
             else _formats_rows(r) if kind == "formats" else _postgres_rows(r) if kind == "postgres"
-            else _readers_rows(r) if kind == "readers"
+            else _readers_rows(r) if kind == "readers" else _install_rows(r) if kind == "install"
             else _eval_rows(r, data.get("title", "")) if kind == "eval" else [])
     return [(name, str(value), f"[{Path(link).stem}]({link})") for name, value in rows]
 
