@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "out of the process list (or set QA_AUTH); strongly advised with --share")
     _corpus_args(p)
 
-    p = sub.add_parser("eval", help="evaluate on a SQuAD v1.1/v2.0 JSON file")
+    p = sub.add_parser("eval", help="evaluate on a SQuAD v1.1/v2.0, conversations or CANARD-format JSON file")
     p.add_argument("file")
     p.add_argument("--reader-only", action="store_true", help="give each question its own context")
     p.add_argument("--calibration", type=int, default=0, metavar="N",
@@ -219,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "eval":
         from qa.lab.conversations import evaluate_conversations, is_conversations_file
         from qa.lab.evaluate import calibration, evaluate
+        from qa.lab.rewrites import evaluate_rewrites, is_rewrites_file
         from qa.lab.squad import load_squad, sample_questions
 
         if args.database and (args.reader_only or args.calibration):
@@ -238,6 +239,11 @@ def run(args: argparse.Namespace) -> int:
 
                 plot_reliability(result["reliability"], args.plot,
                                  title=f"{Path(args.file).name}, {result['questions']} questions")
+        elif is_rewrites_file(args.file):
+            if args.reader_only or args.database:
+                raise ValueError("a rewrites file measures follow-up rewriting alone: leave out "
+                                 "--reader-only and --database")
+            result = evaluate_rewrites(args.file)
         elif is_conversations_file(args.file):
             if args.reader_only:
                 raise ValueError("--reader-only does not apply to a conversations file: its turns are asked "
@@ -257,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
             from qa.lab import report
 
             what = ("calibration" if args.calibration else "reader only" if args.reader_only
-                    else "whole pipeline")
+                    else "follow-up rewrites" if "rewrite_bleu" in result else "whole pipeline")
             title = f"{Path(args.file).name}, {what}"
             path = Path(args.report)
             path.parent.mkdir(parents=True, exist_ok=True)  # the reliability diagram is drawn first

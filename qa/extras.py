@@ -14,6 +14,7 @@ EXTRA_MODULES: dict[str, tuple[str, str]] = {
     "pgvector": ("postgres", "the PostgreSQL index (--database)"),
     "haystack": ("compare", "qa compare-readers"),
     "haystack_integrations": ("compare", "qa compare-readers"),
+    "sacrebleu": ("eval", "qa eval on a follow-up rewrites file"),
 }
 
 
