@@ -53,6 +53,13 @@ def _reader_for(args: argparse.Namespace) -> Reader:
                   log=lambda m: print(m, file=sys.stderr, flush=True))
 
 
+def _private_urls_arg(p: argparse.ArgumentParser) -> None:
+    """The option that lets web sources be loopback or private addresses."""
+    p.add_argument("--allow-private-urls", action="store_true",
+                   help="also fetch web addresses on this machine or its private network (localhost, "
+                        "10.x, 192.168.x); off by default: never use it behind a public link")
+
+
 def _corpus_args(p: argparse.ArgumentParser) -> None:
     """Options shared by the commands that open a corpus."""
     p.add_argument("--sources", nargs="+", default=None, metavar="PATH",
@@ -65,6 +72,7 @@ def _corpus_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help="passages to read (default 3)")
     _floor_arg(p)
     p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="retrieval (default hybrid)")
+    _private_urls_arg(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database", default=os.environ.get("QA_DATABASE_URL") or None, metavar="URL",
                    help=DATABASE_HELP)
     p.add_argument("--rebuild", action="store_true", help="re-embed everything")
+    _private_urls_arg(p)
 
     p = sub.add_parser("ask", help="answer one question")
     p.add_argument("question")
@@ -183,14 +192,14 @@ def run(args: argparse.Namespace) -> int:
         require("psycopg", "pgvector")  # before any work: say which extra is missing
     if args.command == "index":
         bot = Chatbot(sources=_sources_for(args, args.paths), index_dir=args.index_dir, reader=_NoReader(),
-                      database=args.database)
+                      database=args.database, allow_private_urls=args.allow_private_urls)
         bot.warm_up(progress=lambda m: print(m, file=sys.stderr), rebuild=args.rebuild, progress_bar=True)
         print(bot.describe())
         return 0
     if args.command == "ask":
         bot = Chatbot(sources=_sources_for(args), index_dir=args.index_dir, reader=_reader_for(args),
                       top_k=args.top_k, mode=args.mode, min_similarity=args.min_similarity,
-                      database=args.database)
+                      database=args.database, allow_private_urls=args.allow_private_urls)
         bot.warm_up(progress_bar=True)  # a long build shows its progress on stderr
         answer = bot.ask(args.question)
         if args.json:
@@ -203,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
 
         bot = Chatbot(sources=_sources_for(args), index_dir=args.index_dir, reader=_reader_for(args),
                       top_k=args.top_k, mode=args.mode, min_similarity=args.min_similarity,
-                      database=args.database)
+                      database=args.database, allow_private_urls=args.allow_private_urls)
         bot.warm_up(progress_bar=True)
         return chat(bot)
     if args.command == "serve":
@@ -214,7 +223,8 @@ def run(args: argparse.Namespace) -> int:
         login = args.auth if args.auth is not None else os.environ.get("QA_AUTH")  # "" fails closed
         serve(host=args.host, port=args.port, share=args.share, auth=login, sources=_sources_for(args),
               index_dir=args.index_dir, reader=_reader_for(args), top_k=args.top_k, mode=args.mode,
-              min_similarity=args.min_similarity, database=args.database)
+              min_similarity=args.min_similarity, database=args.database,
+              allow_private_urls=args.allow_private_urls)
         return 0
     if args.command == "eval":
         from qa.lab.conversations import evaluate_conversations, is_conversations_file

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import ARTICLE, FakeEmbedder, FakeReader
 
+import qa.ingest.fetch
 import qa.ingest.formats
 from qa.chat.chatbot import Chatbot
 from qa.ingest.errors import SourceError
@@ -159,7 +160,7 @@ def site(tmp_path: Path) -> Iterator[str]:
 
 def test_web_pages_give_their_article_text_and_pdfs_and_text_by_url(site: str) -> None:
     url = f"{site}/article.html"
-    sources = collect_sources([url, f"{site}/report.pdf", f"{site}/notes.txt"])
+    sources = collect_sources([url, f"{site}/report.pdf", f"{site}/notes.txt"], allow_private_urls=True)
     assert list(sources) == [url, f"{site}/report.pdf", f"{site}/notes.txt"]
     text = sources[url]
     assert "Petro Burkovskiy" in text and "Home" not in text and "Copyright" not in text
@@ -168,18 +169,19 @@ def test_web_pages_give_their_article_text_and_pdfs_and_text_by_url(site: str) -
 
 
 def test_bad_urls_are_clear_errors(site: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    local = {"allow_private_urls": True}
     with pytest.raises(SourceError, match="404"):
-        collect_sources([f"{site}/missing.html"])
+        collect_sources([f"{site}/missing.html"], **local)
     with pytest.raises(SourceError, match="no article text"):
-        collect_sources([f"{site}/links.html"])
-    monkeypatch.setattr(qa.ingest.formats, "URL_TIMEOUT", 0.5)
+        collect_sources([f"{site}/links.html"], **local)
+    monkeypatch.setattr(qa.ingest.fetch, "TIMEOUT", 0.5)
     with pytest.raises(SourceError, match="no answer within"):
-        collect_sources([f"{site}/slow.html"])
+        collect_sources([f"{site}/slow.html"], **local)
     monkeypatch.setattr(qa.ingest.formats, "MAX_DOCUMENT_BYTES", 10_000)
     with pytest.raises(SourceError, match="larger than"):
-        collect_sources([f"{site}/big.html"])
+        collect_sources([f"{site}/big.html"], **local)
     with pytest.raises(SourceError, match="cannot be fetched"):
-        collect_sources(["http://127.0.0.1:9/nothing-listens-here"])
+        collect_sources(["http://127.0.0.1:9/nothing-listens-here"], **local)
 
 
 def test_an_index_of_a_web_page_is_reused_without_fetching_a_file(site: str, tmp_path: Path, capsys) -> None:
@@ -189,7 +191,7 @@ def test_an_index_of_a_web_page_is_reused_without_fetching_a_file(site: str, tmp
 
     url = f"{site}/article.html"
     bot = Chatbot(sources=[url], index_dir=tmp_path / "idx", embedder=FakeEmbedder(), reader=FakeReader(),
-                  log=lambda m: None)
+                  log=lambda m: None, allow_private_urls=True)
     bot.warm_up()
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["inputs"] == [url]

@@ -146,7 +146,8 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, share:
 def serve(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, auth: str | None = None,
           sources: Sequence[str] | None = None, index_dir: str | None = None,
           reader: Any = None, top_k: int | None = None, mode: str | None = None,
-          min_similarity: float | None = None, database: str | None = None) -> None:
+          min_similarity: float | None = None, database: str | None = None,
+          allow_private_urls: bool = False) -> None:
     """Build and warm the chatbot, then serve the UI and ``/ask`` until interrupted (Ctrl+C).
 
     ``auth`` is ``"USER:PASSWORD"`` (default: env ``QA_AUTH``). The bot is warmed up (embedder,
@@ -167,7 +168,8 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, share: bool = False, aut
         options["mode"] = mode
     if min_similarity is not None:
         options["min_similarity"] = min_similarity
-    bot = Chatbot(sources=sources, index_dir=index_dir, reader=reader, database=database, **options)
+    bot = Chatbot(sources=sources, index_dir=index_dir, reader=reader, database=database,
+                  allow_private_urls=allow_private_urls, **options)
     bot.warm_up(progress=progress, progress_bar=True)
     print(f"Ready: {bot.describe()}", flush=True)
     demo = build_app(bot)
@@ -199,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reader", default=None, help="reader model folder (default: qa/reader_model)")
     parser.add_argument("--top-k", type=int, default=None, help="passages retrieved per question")
     parser.add_argument("--mode", default=None, help="retrieval mode (default: hybrid)")
+    parser.add_argument("--allow-private-urls", action="store_true",
+                        help="let visitors add web addresses on this machine or its private network "
+                             "(off by default: never with --share)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
@@ -210,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         serve(host=args.host, port=args.port, share=args.share, auth=args.auth,
               sources=args.sources, index_dir=args.index_dir, reader=args.reader,
-              top_k=args.top_k, mode=args.mode)
+              top_k=args.top_k, mode=args.mode, allow_private_urls=args.allow_private_urls)
     except KeyboardInterrupt:
         print("Stopped.", flush=True)
     except (ValueError, TypeError, OSError, RuntimeError) as e:  # bad sources, port in use, ...

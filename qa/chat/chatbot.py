@@ -16,6 +16,7 @@ from typing import Any
 from qa.chat.followup import Turn, is_follow_up, resolve, self_contained, turns
 from qa.index.retrieve import DEFAULT_TOP_K, check_mode
 from qa.ingest.chunk import sentence_around
+from qa.ingest.errors import printable
 from qa.ingest.sources import is_url
 from qa.schema import Answer, Hit, Span
 
@@ -203,6 +204,7 @@ class Chatbot:
         database: str | None = None,
         database_schema: str | None = None,
         sentence_vectors: bool = True,
+        allow_private_urls: bool = False,
     ) -> None:
         if isinstance(sources, (str, Path)):
             sources = [sources]
@@ -233,6 +235,10 @@ class Chatbot:
             raise TypeError(f"sentence_vectors must be True or False, got {sentence_vectors!r}")
         #: False: the local index embeds passages only (about half the work; a quick first index).
         self.sentence_vectors = sentence_vectors
+        if not isinstance(allow_private_urls, bool):
+            raise TypeError(f"allow_private_urls must be True or False, got {allow_private_urls!r}")
+        #: True: web sources may be loopback or private addresses (local use; never behind a public link).
+        self.allow_private_urls = allow_private_urls
         self._sources_given = sources is not None
         self.sources: list[Path | str] = [  # web addresses stay strings (a Path would mangle them)
             s if is_url(s) else Path(s)
@@ -298,7 +304,8 @@ class Chatbot:
         from qa.ingest.sources import collect_sources
 
         say("Reading sources…")
-        texts = collect_sources(self.sources, log=self.log, root=self.source_root)
+        texts = collect_sources(self.sources, log=self.log, root=self.source_root,
+                                allow_private_urls=self.allow_private_urls)
         self._stamps = source_stamps(texts, self.source_root)
         self._page_breaks = page_breaks(texts)
         return texts
@@ -326,7 +333,8 @@ class Chatbot:
             sources, passages = sorted({p.source for p in self.index.passages}), len(self.index.passages)
         precision = getattr(self.reader, "precision", None)
         precision = f" ({precision})" if isinstance(precision, str) else ""
-        shown = ", ".join(sources[:3]) + (f", … ({len(sources) - 3} more)" if len(sources) > 3 else "")
+        shown = ", ".join(printable(s) for s in sources[:3]) \
+            + (f", … ({len(sources) - 3} more)" if len(sources) > 3 else "")
         return (
             f"{len(sources)} source(s) ({shown}), {passages} passages · "
             f"reader: {getattr(self.reader, 'name', '?')}{precision} · "

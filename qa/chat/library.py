@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qa.ingest.errors import SourceError
+from qa.ingest.errors import SourceError, printable, safe_file_name
 from qa.ingest.sources import SUFFIXES, is_url
 
 #: Documents one session may hold.
@@ -33,7 +33,6 @@ MAX_PASSAGES = 5_000
 IDLE_SECONDS = 3600
 #: The longest pasted text, in characters.
 MAX_PASTE_CHARS = 2_000_000
-_UNSAFE = re.compile(r"[^\w.\- ]+")
 
 Log = Callable[[str], None]
 
@@ -53,9 +52,8 @@ class _Session:
 
 
 def _safe_name(name: str, fallback: str) -> str:
-    """A file name without path parts or odd characters."""
-    name = _UNSAFE.sub("_", Path(name.replace("\\", "/")).name).strip(" .")
-    return name or fallback
+    """A file name without path parts or odd characters, its suffix kept, short enough to store."""
+    return safe_file_name(name, fallback)
 
 
 class Library:
@@ -63,7 +61,7 @@ class Library:
 
     def __init__(self, *, base: Any, root: str | Path | None = None, max_documents: int = MAX_DOCUMENTS,
                  max_passages: int = MAX_PASSAGES, idle_seconds: float = IDLE_SECONDS,
-                 refine: bool = True) -> None:
+                 refine: bool = True, allow_private_urls: bool | None = None) -> None:
         if not hasattr(base, "ask") or not hasattr(base, "warm_up"):
             raise TypeError("base must be a qa.chat.chatbot.Chatbot "
                             "(the corpus a session without documents uses)")
@@ -77,6 +75,9 @@ class Library:
         self.idle_seconds = float(idle_seconds)
         #: Whether a passages-only index is followed by the full one in the background.
         self.refine = bool(refine)
+        #: Whether added web addresses may be loopback or private (default: as the base chatbot allows).
+        self.allow_private_urls = bool(getattr(base, "allow_private_urls", False)
+                                       if allow_private_urls is None else allow_private_urls)
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
 
@@ -102,9 +103,10 @@ class Library:
             raise ValueError("names must give one name per path")
         for path, name in zip(paths, names, strict=True):
             if Path(name).suffix.lower() not in SUFFIXES:
-                raise SourceError(f"{name}: unsupported file type; add one of {', '.join(SUFFIXES)}")
+                raise SourceError(f"{printable(name)}: unsupported file type; add one of "
+                                  f"{', '.join(SUFFIXES)}")
             if not Path(path).is_file():
-                raise SourceError(f"{name}: the upload did not arrive; try again")
+                raise SourceError(f"{printable(name)}: the upload did not arrive; try again")
         return self._add(session, [(name, lambda dest, p=path: shutil.copyfile(p, dest)) for path, name
                                    in zip(paths, names, strict=True)], progress)
 
@@ -126,10 +128,11 @@ class Library:
 
         url = (url or "").strip()
         if not is_url(url):
-            raise SourceError(f"{url or 'the address'}: not a web address; give one starting with https://")
+            raise SourceError(f"{printable(url or 'the address')}: not a web address; give one starting with "
+                              f"https://")
         if progress:
-            progress(f"Fetching {url}…")
-        text = url_text(url)
+            progress(f"Fetching {printable(url)}…")
+        text = url_text(url, allow_private=self.allow_private_urls)
         slug = _safe_name(re.sub(r"^https?://", "", url).replace("/", "_"), "page")[:80]
         name = slug if slug.lower().endswith(".txt") else f"{slug}.txt"
         return self._add(session, [(name, lambda dest: dest.write_text(text, encoding="utf-8"))], progress)[0]

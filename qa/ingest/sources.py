@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 
-from qa.ingest.errors import SourceError
+from qa.ingest.errors import SourceError, printable
 
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
 #: Read by ``qa.ingest.formats`` from their bytes.
@@ -135,42 +135,49 @@ def page_text(html: str, name: str) -> str:
         return html_to_text(html)
 
 
-def read_source(path: str | Path) -> str:
-    """Return the text of one source file (HTML as its main text, newlines normalised to LF)."""
+def read_source(path: str | Path, *, name: str | None = None) -> str:
+    """Return the text of one source file (HTML as its main text, newlines normalised to LF).
+
+    ``name`` is how messages call the file (default: its path), made printable; PDF, Word and HTML files
+    are read in a child process with a budget (``qa.ingest.sandbox``).
+    """
     if not isinstance(path, (str, Path)):
         raise TypeError(f"path must be a str or Path, not {type(path).__name__}")
     p = Path(path)
-    if not p.exists():
-        raise SourceError(f"{p}: no such file")
-    if not p.is_file():
-        raise SourceError(f"{p}: not a file (pass a file, or a folder to collect_sources)")
-    suffix = p.suffix.lower()
+    shown = printable(name if name is not None else p)
     try:
+        if not p.exists():
+            raise SourceError(f"{shown}: no such file")
+        if not p.is_file():
+            raise SourceError(f"{shown}: not a file (pass a file, or a folder to collect_sources)")
+        suffix = p.suffix.lower()
         if suffix in DOCUMENT_SUFFIXES:
-            from qa.ingest.formats import MAX_DOCUMENT_BYTES, docx_text, pdf_text
+            from qa.ingest.formats import MAX_DOCUMENT_BYTES
+            from qa.ingest.sandbox import extract
 
             if p.stat().st_size > MAX_DOCUMENT_BYTES:
-                raise SourceError(f"{p}: larger than {MAX_DOCUMENT_BYTES // 2**20} MB; split it or save "
+                raise SourceError(f"{shown}: larger than {MAX_DOCUMENT_BYTES // 2**20} MB; split it or save "
                                   f"the part you need as text")
-            data = p.read_bytes()
-            return pdf_text(data, str(p)) if suffix == ".pdf" else docx_text(data, str(p))
+            return extract(suffix[1:], p.read_bytes(), shown)
         data = p.read_bytes()
     except OSError as e:
-        raise SourceError(f"{p}: cannot be read ({e.strerror or e})") from e
+        raise SourceError(f"{shown}: cannot be read ({e.strerror or type(e).__name__})") from e
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise SourceError(f"{p}: not UTF-8 text (byte {e.start}); save it as UTF-8") from e
+        raise SourceError(f"{shown}: not UTF-8 text (byte {e.start}); save it as UTF-8") from e
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    _check_not_binary(p, text)
-    if p.suffix.lower() in HTML_SUFFIXES:
-        text = page_text(text, str(p))
+    _check_not_binary(shown, text)
+    if suffix in HTML_SUFFIXES:
+        from qa.ingest.sandbox import extract
+
+        text = extract("page", text.encode("utf-8"), shown)
     if not text.strip():
-        raise SourceError(f"{p}: empty (no text to answer from)")
+        raise SourceError(f"{shown}: empty (no text to answer from)")
     return text
 
 
-def _check_not_binary(path: Path, text: str) -> None:
+def _check_not_binary(path: Path | str, text: str) -> None:
     """Refuse text that is really binary data: NUL bytes, many control characters, or no letters."""
     controls = sum(1 for c in text if ord(c) < 32 and c not in "\n\t\f\v")
     if "\x00" in text or controls > MAX_CONTROL_SHARE * len(text):
@@ -186,12 +193,16 @@ def _is_hidden(path: Path, root: Path) -> bool:
 
 
 def collect_sources(paths: Sequence[str | Path], *, log: Callable[[str], None] | None = None,
-                    root: str | Path | None = None) -> dict[str, str]:
+                    root: str | Path | None = None, allow_private_urls: bool = False) -> dict[str, str]:
     """Read files, folders (walked recursively) and web pages into ``{display name: text}``.
 
     Files are named by their path relative to ``root`` (default: the working directory) when under it.
-    A folder's files of other types (an image) are skipped, and ``log`` names them.
+    A folder's files of other types (an image) are skipped, and ``log`` names them. Web addresses must be
+    public unless ``allow_private_urls`` (local use only: never behind a public link).
     """
+    if not isinstance(allow_private_urls, bool):
+        raise TypeError(f"allow_private_urls must be True or False, got {allow_private_urls!r}")
+    base = None if root is None else Path(root)
     if isinstance(paths, (str, Path)) or not isinstance(paths, Sequence):
         raise TypeError("paths must be a list of files or folders, e.g. ['seeds/']")
     found: list[Path | str] = []  # files, and web addresses as given
@@ -207,31 +218,34 @@ def collect_sources(paths: Sequence[str | Path], *, log: Callable[[str], None] |
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file() and not _is_hidden(f, p))
             found.extend(f for f in files if f.suffix.lower() in SUFFIXES)
-            skipped = [f.relative_to(p).as_posix() for f in files if f.suffix.lower() not in SUFFIXES]
+            skipped = [printable(f.relative_to(p).as_posix()) for f in files
+                       if f.suffix.lower() not in SUFFIXES]
             if skipped and log is not None:
                 shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
-                log(f"Skipped {len(skipped)} file(s) in {p} that qa cannot read: {shown} "
+                log(f"Skipped {len(skipped)} file(s) in {printable(_display_name(p, base))} that qa cannot "
+                    f"read: {shown} "
                     f"(it reads {', '.join(SUFFIXES)}; convert the others to text first).")
         elif p.is_file():
             if p.suffix.lower() not in SUFFIXES:
-                raise SourceError(f"{p}: unsupported file type; use one of {', '.join(SUFFIXES)}")
+                raise SourceError(f"{printable(_display_name(p, base))}: unsupported file type; use one of "
+                                  f"{', '.join(SUFFIXES)}")
             found.append(p)
         elif not p.exists():
-            raise SourceError(f"{p}: no such file or folder")
+            raise SourceError(f"{printable(item)}: no such file or folder")
         else:
-            raise SourceError(f"{p}: not a file or folder")
+            raise SourceError(f"{printable(item)}: not a file or folder")
     sources: dict[str, str] = {}
     for f in found:
         if isinstance(f, str):
             from qa.ingest.formats import url_text
 
             if f not in sources:
-                sources[f] = url_text(f)
+                sources[f] = url_text(f, allow_private=allow_private_urls)
             continue
-        name = _display_name(f, None if root is None else Path(root))
+        name = _display_name(f, base)
         if name not in sources:
-            sources[name] = read_source(f)
+            sources[name] = read_source(f, name=name)
     if not sources:
-        shown = ", ".join(str(p) for p in paths) or "(no paths)"
+        shown = ", ".join(printable(p) for p in paths) or "(no paths)"
         raise SourceError(f"{shown}: no source files found (looked for {', '.join(SUFFIXES)})")
     return sources
