@@ -6,7 +6,6 @@ import logging
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -76,16 +75,6 @@ def _ask_safely(bot: Chatbot, question: str, history: Sequence[Any]) -> tuple[st
         log.exception("answering %r failed", question[:200])
         return format_error(GENERIC_ERROR), None, False
     return format_answer(answer), answer.text, True
-
-
-def _discard(paths: Sequence[str]) -> None:
-    """Delete Gradio's copies of uploads (files in its upload folder) once the session has its own."""
-    from gradio.utils import get_upload_folder
-
-    cache = Path(get_upload_folder()).resolve()
-    for path in paths:
-        if Path(path).resolve().is_relative_to(cache):
-            Path(path).unlink(missing_ok=True)
 
 
 def build_app(bot: Chatbot, *, concurrency_limit: int = DEFAULT_CONCURRENCY,
@@ -255,11 +244,8 @@ def build_app(bot: Chatbot, *, concurrency_limit: int = DEFAULT_CONCURRENCY,
         def on_upload(files: list[str] | None, current: str | None, request: gr.Request,
                       progress: gr.Progress = gr.Progress()) -> tuple[Any, str, str, None]:  # noqa: B008
             paths = [str(f) for f in files or []]
-            try:
-                return (*change(lambda session, say: documents_added(library.add_files(
-                    session, paths, progress=say)), current, request, progress), None)
-            finally:
-                _discard(paths)
+            return (*change(lambda session, say: documents_added(library.add_files(
+                session, paths, progress=say)), current, request, progress), None)
 
         def on_paste(text: str, current: str | None, request: gr.Request,
                      progress: gr.Progress = gr.Progress()) -> tuple[Any, str, str, str]:  # noqa: B008
@@ -309,8 +295,6 @@ def build_app(bot: Chatbot, *, concurrency_limit: int = DEFAULT_CONCURRENCY,
                     added.append(library.add_url(session, url))
             except (ValueError, OSError) as e:
                 raise gr.Error(str(e), print_exception=False) from e
-            finally:
-                _discard(paths)
             if not added:
                 raise gr.Error("Nothing to add: give files, text or a url.", print_exception=False)
             return {"added": added, "documents": library.documents(session), "token": session}
