@@ -190,3 +190,32 @@ def pg_url(pg_server) -> str:
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return base.replace("/postgres?", f"/{name}?", 1)
+
+
+class RealTunnelReached(BaseException):
+    """Raised if a test reaches Gradio's real share tunnel (a BaseException: Gradio cannot swallow it)."""
+
+
+def no_real_tunnel(*_args: object, **_kwargs: object) -> str:
+    """Stands in for ``gradio.networking.setup_tunnel`` in every test: no test may open a public link."""
+    raise RealTunnelReached("a test reached Gradio's real share tunnel (gradio.networking.setup_tunnel)")
+
+
+#: For the app started in a subprocess (``python -c NO_TUNNEL_MAIN ARGS``): ``ui.app``'s command line with
+#: Gradio's tunnel replaced by one that fails as it does without internet.
+NO_TUNNEL_MAIN = (
+    "import sys, gradio.networking\n"
+    "def setup_tunnel(*args, **kwargs):\n"
+    "    raise RuntimeError('no tunnel in tests')\n"
+    "gradio.networking.setup_tunnel = setup_tunnel\n"
+    "import ui.app\n"
+    "sys.exit(ui.app.main(sys.argv[1:]))\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def _never_a_real_tunnel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gradio's share tunnel is replaced in every test by one that fails the test loudly."""
+    import gradio.networking
+
+    monkeypatch.setattr(gradio.networking, "setup_tunnel", no_real_tunnel)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FakeEmbedder, FakeReader, free_port, served
+from conftest import NO_TUNNEL_MAIN, FakeEmbedder, FakeReader, free_port, served
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
@@ -139,17 +139,17 @@ def test_chat_passes_earlier_questions_as_history_and_shows_errors(fake_app):
     chat, asked = [], []
     box, chat, pending = show("Who objected to the factory deal?", chat)
     assert box == "" and chat[-1]["role"] == "user"
-    chat, asked = answer(pending, chat, asked)
+    chat, asked, _ = answer(pending, chat, asked, "")
     assert "<mark>how to make engines</mark>" in chat[-1]["content"]
     _, chat, pending = show("", chat)  # an empty question: no user bubble, a clear error bubble
-    chat, asked = answer(pending, chat, asked)
+    chat, asked, _ = answer(pending, chat, asked, "")
     assert "Please type a question." in chat[-1]["content"] and "qa-error" in chat[-1]["content"]
     _, chat, pending = show("boom <script>", chat)
-    chat, asked = answer(pending, chat, asked)
+    chat, asked, _ = answer(pending, chat, asked, "")
     assert GENERIC_ERROR in chat[-1]["content"] and "Traceback" not in chat[-1]["content"]
     assert "&lt;script&gt;" in chat[-2]["content"]
     _, chat, pending = show("Why did they object?", chat)
-    chat, asked = answer(pending, chat, asked)
+    chat, asked, _ = answer(pending, chat, asked, "")
     # the earlier question goes with the answer the chat gave it
     first = ("Who objected to the factory deal?", "how to make engines")
     assert bot.calls[-1] == ("Why did they object?", [first])
@@ -166,7 +166,37 @@ def test_examples_include_follow_up_pair_and_unanswerable():
     assert "What is the capital of Australia?" in EXAMPLES
 
 
-def test_share_failure_prints_one_line_and_serves_locally(capfd):
+def test_share_link_from_a_stand_in_tunnel_is_printed(monkeypatch, capfd):
+    """``--share`` through a local stand-in for Gradio's tunnel: never a real public link in a test."""
+    import gradio.networking
+
+    calls = []
+
+    def stand_in(*, local_host, local_port, **_kwargs):
+        calls.append((local_host, local_port))
+        return f"http://{local_host}:{local_port}"
+
+    monkeypatch.setattr(gradio.networking, "setup_tunnel", stand_in)
+    demo = build_app(FakeBot())
+    try:
+        url = launch(demo, port=free_port(), share=True)
+        output = capfd.readouterr().out
+        port = int(url.rsplit(":", 1)[1])
+        assert calls == [("127.0.0.1", port)]
+        assert f"Serving at {url} and publicly at {demo.share_url}" in output and demo.share_url.endswith(
+            f"127.0.0.1:{port}")
+        assert client(url).predict(QUESTION, api_name="/ask")["answer"] == "how to make engines"
+    finally:
+        demo.close()
+
+
+def test_share_failure_prints_one_line_and_serves_locally(monkeypatch, capfd):
+    import gradio.networking
+
+    def no_internet(**_kwargs):
+        raise RuntimeError("Could not get share link from Gradio API Server.")
+
+    monkeypatch.setattr(gradio.networking, "setup_tunnel", no_internet)
     bot = FakeBot()
     demo = build_app(bot)
     try:
@@ -179,6 +209,17 @@ def test_share_failure_prints_one_line_and_serves_locally(capfd):
         assert "Share link unavailable: could not download/start Gradio's tunnel (no internet?); " \
                f"serving locally at {url}" in output
         assert client(url).predict(QUESTION, api_name="/ask")["answer"] == "how to make engines"
+    finally:
+        demo.close()
+
+
+def test_no_test_reaches_the_real_tunnel():
+    from conftest import RealTunnelReached
+
+    demo = build_app(FakeBot())
+    try:  # the autouse stand-in fails loudly: Gradio's launch cannot swallow it
+        with pytest.raises(RealTunnelReached):
+            launch(demo, port=free_port(), share=True, out=lambda _line: None)
     finally:
         demo.close()
 
@@ -220,7 +261,7 @@ def test_auth_required():
 # --- the real app: python -m ui.app --share, the real Chatbot over seeds/ ---------------------
 
 class Server:
-    """``python -m ui.app`` in a subprocess; its merged output collected line by line."""
+    """``python -m ui.app``'s command line in a subprocess (never a real tunnel: ``NO_TUNNEL_MAIN``)."""
 
     def __init__(self, *args: str, startup_timeout: float = 900.0) -> None:
         self.port = free_port()
@@ -229,7 +270,7 @@ class Server:
                    TOKENIZERS_PARALLELISM="false")
         env.pop("QA_AUTH", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ui.app", "--port", str(self.port), *args], cwd=REPO, env=env,
+            [sys.executable, "-c", NO_TUNNEL_MAIN, "--port", str(self.port), *args], cwd=REPO, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
         )
         self.lines: list[str] = []
@@ -268,7 +309,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def real_server():
-    """The real app started with --share (which fails here: no internet)."""
+    """The real app started with --share, its tunnel replaced by one that fails as without internet."""
     server = Server("--share")
     try:
         yield server
@@ -361,30 +402,45 @@ def docs_app(tmp_path):
         yield url
 
 
-def test_add_documents_then_ask_in_one_client_session_only(docs_app, tmp_path):
+def test_add_documents_then_ask_with_their_token_only(docs_app, tmp_path):
+    """Issue #29, finding 12: documents belong to a server-issued token, not to Gradio's session hash."""
     from gradio_client import handle_file
     from test_formats import article_paragraphs, make_pdf
+
+    from ui.page import TOKEN_NEEDED
 
     notes = tmp_path / "mill.txt"
     notes.write_text("The old mill on the river was built by Anna Berg in 1990.", encoding="utf-8")
     pdf = make_pdf(tmp_path / "report.pdf", article_paragraphs())
     mine, other = client(docs_app), client(docs_app)
     added = mine.predict([handle_file(str(notes)), handle_file(str(pdf))], "", "", api_name="/add_documents")
+    token = added.pop("token")
     assert added == {"added": ["mill.txt", "report.pdf"], "documents": ["mill.txt", "report.pdf"]}
-    answer = mine.predict("Who built the mill?", api_name="/ask")
+    assert len(token) >= 20 and token != mine.session_hash
+    answer = mine.predict("Who built the mill?", [], token, api_name="/ask")
     assert "Anna Berg" in answer["answer"] and answer["source"] == "mill.txt"
-    factory = mine.predict("Who tried to buy the factory?", api_name="/ask")
+    factory = mine.predict("Who tried to buy the factory?", [], token, api_name="/ask")
     assert factory["source"] == "report.pdf" and factory["page"] >= 1
+    # the old flow (no token) is told what to do; another client, even with this one's session hash, and
+    # a made-up token get nothing of these documents
+    with pytest.raises(AppError, match="pass the token /add_documents returned"):
+        mine.predict("Who built the mill?", api_name="/ask")
+    assert TOKEN_NEEDED.startswith("This session added documents")
     assert "Anna Berg" not in (other.predict("Who built the mill?", api_name="/ask")["answer"] or "")
-    pasted = mine.predict(None, "The bridge over the river opened in 2001 after a long debate.", "",
+    other.session_hash = mine.session_hash
+    with pytest.raises(AppError, match="pass the token"):
+        other.predict("Who built the mill?", api_name="/ask")
+    with pytest.raises(AppError, match="unknown documents token"):
+        other.predict("Who built the mill?", [], mine.session_hash, api_name="/ask")
+    pasted = mine.predict(None, "The bridge over the river opened in 2001 after a long debate.", "", token,
                           api_name="/add_documents")
-    assert pasted["added"] == ["pasted text 3.txt"]
+    assert pasted["added"] == ["pasted text 3.txt"] and pasted["token"] == token
     (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 broken")
     with pytest.raises(AppError, match="not a readable PDF"):
-        mine.predict([handle_file(str(tmp_path / "bad.pdf"))], "", "", api_name="/add_documents")
+        mine.predict([handle_file(str(tmp_path / "bad.pdf"))], "", "", token, api_name="/add_documents")
     with pytest.raises(AppError, match="Nothing to add"):
-        mine.predict(None, "", "", api_name="/add_documents")
-    assert mine.predict("Who built the mill?", api_name="/ask")["source"] == "mill.txt"  # still serving
+        mine.predict(None, "", "", token, api_name="/add_documents")
+    assert mine.predict("Who built the mill?", [], token, api_name="/ask")["source"] == "mill.txt"
 
 
 def test_a_huge_request_is_refused_at_once_while_questions_are_answered(fake_app):
