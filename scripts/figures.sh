@@ -15,7 +15,7 @@ VAL2=build/squad-v2-validation.json
 [ -f "$VAL2" ] || python -m qa.lab.train --write-validation "$VAL2" --squad2
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(article conversations canard squad1 squad2 calibration bench load readers formats postgres install)
+[ ${#steps[@]} -gt 0 ] || steps=(article conversations canard squad1 squad2 calibration bench load hostile readers formats postgres install)
 for step in "${steps[@]}"; do
   echo "== $step" >&2
   case "$step" in
@@ -28,11 +28,12 @@ for step in "${steps[@]}"; do
     bench) python scripts/with_postgres.py qa bench --sizes 1k,10k --recall --database '{url}' \
              --open-domain 200 --report docs/benchmarks.md ;;
     load) python scripts/load_check.py --report docs/load.md ;;
+    hostile) python scripts/hostile_check.py --hostile 4 --report docs/load-hostile.md ;;
     readers) qa compare-readers --questions 300 --validation "$VAL" --threads 1 --report docs/readers.md ;;
     formats) python scripts/format_check.py --report docs/formats.md ;;
     postgres) python scripts/pg_scale_check.py --report docs/postgres.md ;;
     install) python scripts/install_check.py --report docs/install.md ;;
-    *) echo "unknown step $step (article conversations canard squad1 squad2 calibration bench load readers formats" \
+    *) echo "unknown step $step (article conversations canard squad1 squad2 calibration bench load hostile readers formats" \
             "postgres install)" >&2
        exit 2 ;;
   esac

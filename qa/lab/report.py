@@ -236,6 +236,15 @@ def _formats_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
+def _hostile_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Headline figures of a ``scripts/hostile_check.py`` result."""
+    alone, hostile = r["alone"], r["hostile"]
+    return [(f"{r['users']} API users x {r['questions_each']} questions while {r['hostile_sessions']} "
+             f"sessions add hostile documents",
+             f"{hostile['answered']}/{r['users'] * r['questions_each']} answered, p95 {hostile['p95_s']} s "
+             f"({r['p95_ratio']}x the {alone['p95_s']} s without them)")]
+
+
 def _install_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
     """Headline figures of a ``scripts/install_check.py`` result."""
     return [("first `bash scripts/app.sh` on a new virtual environment: installed / serving / answered",
@@ -267,6 +276,7 @@ def headline(data: dict[str, Any], link: str) -> list[tuple[str, str, str]]:
     rows = (_bench_rows(r) if kind == "bench" else _load_rows(r) if kind == "load"
             else _formats_rows(r) if kind == "formats" else _postgres_rows(r) if kind == "postgres"
             else _readers_rows(r) if kind == "readers" else _install_rows(r) if kind == "install"
+            else _hostile_rows(r) if kind == "load-hostile"
             else _eval_rows(r, data.get("title", "")) if kind == "eval" else [])
     return [(name, str(value), f"[{Path(link).stem}]({link})") for name, value in rows]
 
