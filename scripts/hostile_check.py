@@ -22,7 +22,7 @@ from pathlib import Path
 
 from load_check import REPO, Tally, percentile, run_user, start_app, stop_app
 
-#: The goal of issue #29: questions' p95 grows by at most this much while hostile sessions add documents.
+#: The goal: questions' p95 grows by at most this much while hostile sessions add documents.
 MAX_P95_RATIO = 1.5
 
 

@@ -403,7 +403,7 @@ def docs_app(tmp_path):
 
 
 def test_add_documents_then_ask_with_their_token_only(docs_app, tmp_path):
-    """Issue #29, finding 12: documents belong to a server-issued token, not to Gradio's session hash."""
+    """Documents belong to a server-issued token, not to Gradio's session hash."""
     from gradio_client import handle_file
     from test_formats import article_paragraphs, make_pdf
 

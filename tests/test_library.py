@@ -122,7 +122,7 @@ def test_answers_start_on_passages_and_the_full_index_replaces_them(library: Lib
 
 
 def test_passages_are_counted_before_anything_is_embedded(library: Library, tmp_path: Path):
-    """Issue #29, finding 5: degenerate pastes and a 20 MB .txt are refused by their count, in seconds."""
+    """Degenerate pastes and a 20 MB .txt are refused by their count, in seconds."""
     import time
 
     from qa.chat.budget import count_passages
@@ -157,7 +157,7 @@ def test_count_passages_matches_the_chunker_and_stops_over_its_limit(article_tex
 
 
 def test_sessions_are_server_issued_and_unknown_tokens_reach_nothing(library: Library, tmp_path: Path):
-    """Issue #29, finding 12: a client-chosen id (such as Gradio's session hash) is not a session."""
+    """A client-chosen id (such as Gradio's session hash) is not a session."""
     notes = tmp_path / "mill.txt"
     notes.write_text(MILL, encoding="utf-8")
     with pytest.raises(SourceError, match="unknown documents token"):
@@ -169,7 +169,7 @@ def test_sessions_are_server_issued_and_unknown_tokens_reach_nothing(library: Li
 
 
 def test_whole_sessions_are_evicted_least_recently_used_first(library: Library, tmp_path: Path):
-    """Issue #29, finding 8: caps across all sessions, and a clear word to the evicted visitor."""
+    """Caps across all sessions, and a clear word to the evicted visitor."""
     notes = tmp_path / "mill.txt"
     notes.write_text(MILL, encoding="utf-8")
     library.max_sessions = 2
@@ -206,7 +206,7 @@ def test_evictions_choose_empty_then_least_recently_used_sessions():
 
 
 def test_a_full_indexing_queue_refuses_at_once_and_questions_go_first(library: Library, tmp_path: Path):
-    """Issue #29, finding 8: one bounded pool for all indexing, which waits for questions being answered."""
+    """One bounded pool for all indexing, which waits for questions being answered."""
     import threading
     import time
 

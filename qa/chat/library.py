@@ -54,7 +54,7 @@ IDLE_SECONDS = 3600
 #: The longest pasted text, in characters: ordinary prose this long fits in ``MAX_PASSAGES``. Measured with
 #: ``qa.ingest.chunk.chunk_text`` (``python -c "from qa.chat.budget import count_passages; ..."`` over the
 #: text): the bundled article makes a passage per 292 characters (2,565 passages at this limit), SQuAD
-#: v1.1 dev prose one per 457 (1,640), and the densest prose reported in issue #29 one per 151 (4,967).
+#: v1.1 dev prose one per 457 (1,640), and prose of short sentences one per 151 (4,967).
 MAX_PASTE_CHARS = 750_000
 #: Tokens of ended sessions remembered (oldest forgotten first), to tell their holders what happened.
 REMEMBERED_ENDINGS = 10_000
