@@ -351,6 +351,18 @@ def test_real_ask_returns_answer_with_offsets(real_server):
 
 
 @pytest.mark.slow
+def test_real_follow_up_is_answered_from_the_history_it_is_given(real_server):
+    c = client(real_server.url)
+    first = c.predict("Who objected to the factory deal?", api_name="/ask")
+    assert "United States" in first["answer"]
+    history = [{"question": first["question"], "answer": first["answer"]}]
+    follow = c.predict("Why did they object?", history, api_name="/ask")
+    assert follow["answer"] and "military capabilities of China" in follow["answer"]
+    alone = c.predict("Why did they object?", api_name="/ask")
+    assert alone["answer"] != follow["answer"], "without the history the follow-up is not understood"
+
+
+@pytest.mark.slow
 def test_real_bad_input_gives_clear_error_and_server_still_answers(real_server):
     c = client(real_server.url)
     with pytest.raises(AppError, match="(?i)type a question"):

@@ -87,14 +87,17 @@ def test_reply_shows_the_sentence_and_strips_terminal_escapes() -> None:
 
 @pytest.mark.slow
 def test_qa_chat_over_stdin_answers_the_follow_up(tmp_path: Path) -> None:
-    """The real command, fed through stdin: the example follow-up pair, /sources, then end of input."""
+    """The real command over stdin: the example follow-up pair, /sources, /clear, the follow-up again."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    lines = "Who objected to the factory deal?\nWhy did they object?\n/sources\n"
+    lines = "\n".join(["Who objected to the factory deal?", "Why did they object?", "/sources", "/clear",
+                       "Why did they object?", ""])
     command = [sys.executable, "-m", "qa.cli", "chat", "--index-dir", str(tmp_path / "index")]
     proc = subprocess.run(command, input=lines, capture_output=True, text=True, cwd=REPO, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     replies = proc.stdout.split("you> ")
     assert "the United States" in replies[1]
-    assert "does not say" not in replies[2] and "confidence" in replies[2]
+    assert "military capabilities of China" in replies[2] and "confidence" in replies[2]
     assert "[1] qa/seeds/article.txt" in replies[3]
+    assert "military capabilities of China" not in replies[-1].split("[1]")[0], (
+        "after /clear the same follow-up has no history to lean on")
