@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "its own, dropped afterwards)")
     p.add_argument("--plot", default=None, metavar="PNG",
                    help="with --calibration: draw the reliability diagram into this PNG file")
+    p.add_argument("--folds", type=int, default=None, metavar="K",
+                   help="with --calibration: also cross-validate the abstention rule and the confidence map "
+                        "with whole articles as K folds (mean and spread over the held-out folds)")
     p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
     _reader_args(p)
     _floor_arg(p)
@@ -239,11 +242,11 @@ def run(args: argparse.Namespace) -> int:
             from qa.lab.report import check_path
 
             check_path(args.report)
-        if args.plot and not args.calibration:
-            raise ValueError("--plot draws the reliability diagram of --calibration N: add --calibration")
+        if (args.plot or args.folds) and not args.calibration:
+            raise ValueError("--plot and --folds go with --calibration N: add --calibration")
         if args.calibration:
             items = sample_questions(load_squad(args.file), args.calibration)
-            result = calibration(items, _reader_for(args), progress=True)
+            result = calibration(items, _reader_for(args), progress=True, folds=args.folds)
             if args.plot:
                 from qa.lab.calibrate import plot_reliability
 

@@ -103,6 +103,44 @@ def test_calibrate_picks_the_best_f1_margin_and_a_rising_map() -> None:
         calibrate.cross_fitted(rows, ["one"] * len(rows))
 
 
+def test_cross_validation_fits_on_other_articles_and_reports_mean_and_spread() -> None:
+    rng = random.Random(2)
+    rows, groups = [], []
+    for article in range(6):
+        shift = (article - 2.5) * 0.8  # each article's margins sit on their own scale
+        for _ in range(120):
+            answerable = rng.random() < 0.5
+            margin = rng.gauss(shift + (2.0 if answerable else -2.0), 1.5)
+            rows.append((margin, 100.0 if answerable and rng.random() < 0.9 else 0.0, answerable))
+            groups.append(f"article-{article}")
+    result = calibrate.cross_validate(rows, groups, folds=3, max_false_abstentions=10.0)
+    assert result["folds"] == 3 and result["articles"] == 6 and len(result["per_fold"]) == 3
+    assert sum(f["questions"] for f in result["per_fold"]) == len(rows)
+    assert all(f["articles"] == 2 for f in result["per_fold"])
+    for key in ("f1", "no_answer_accuracy", "false_abstentions", "ece", "false_abstentions_gap"):
+        values = [f[key] for f in result["per_fold"]]
+        assert result[key]["mean"] == pytest.approx(sum(values) / 3, abs=0.01)
+        assert result[key]["min"] == min(values) and result[key]["max"] == max(values)
+    gaps = [f["false_abstentions"] - 10.0 for f in result["per_fold"]]
+    assert [f["false_abstentions_gap"] for f in result["per_fold"]] == pytest.approx(gaps, abs=0.01)
+    assert result["false_abstentions"]["std"] > 0, "the held-out folds land apart: the scale moves"
+    # a fold's figures come from a threshold fitted without it
+    first = [r for r, g in zip(rows, groups, strict=True) if g in ("article-0", "article-3")]
+    others = [r for r, g in zip(rows, groups, strict=True) if g not in ("article-0", "article-3")]
+    fitted = calibrate.calibrate(others, max_false_abstentions=10.0)
+    assert result["per_fold"][0]["f1"] == pytest.approx(calibrate.squad2_f1(first, fitted.threshold_margin),
+                                                        abs=0.01)
+    for bad in (1, 7, True, "3"):
+        with pytest.raises(ValueError, match="folds"):
+            calibrate.cross_validate(rows, groups, folds=bad)
+
+
+def test_squad2_f1_counts_abstentions_right_on_unanswerable_questions() -> None:
+    rows = [(1.0, 80.0, True), (-1.0, 100.0, True), (0.5, 0.0, False), (-2.0, 0.0, False)]
+    assert calibrate.squad2_f1(rows, 0.0) == pytest.approx((80 + 0 + 0 + 100) / 4)
+    assert calibrate.squad2_f1(rows, 10.0) == pytest.approx(50.0)
+
+
 PARAGRAPHS = [
     "The lighthouse on Kerrow Point was built in 1871 by the harbour board.",
     "Its lamp burned whale oil until 1903, when paraffin replaced it.",
@@ -147,8 +185,12 @@ def test_calibrate_reader_command_writes_the_models_confidence(tiny_model_dir: P
     v2.write_text(json.dumps({"version": "v2.0", "data": articles}), encoding="utf-8")
     assert len(load_squad(v2)) == 48
     plot = tmp_path / "reliability.png"
-    assert calibrate.main([str(v2), "--reader", str(folder), "--dry-run", "--json"]) == 0
+    assert calibrate.main([str(v2), "--reader", str(folder), "--dry-run", "--json", "--folds", "2"]) == 0
     assert not (folder / confidence.CONFIDENCE_FILE).exists()
+    validated = json.loads(capsys.readouterr().out.splitlines()[-1])["cross_validated"]
+    assert validated["folds"] == 2 and sum(f["questions"] for f in validated["per_fold"]) == 48
+    assert calibrate.main([str(v2), "--reader", str(folder), "--dry-run", "--folds", "3"]) == 2
+    assert "folds must be" in capsys.readouterr().err
     assert calibrate.main([str(v2), "--reader", str(folder), "--json", "--plot", str(plot)]) == 0
     out = json.loads(capsys.readouterr().out.splitlines()[-1])
     saved = Confidence.load(folder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -362,6 +363,37 @@ def test_calibration(squad_file: Path) -> None:
     assert bins[0.9]["count"] == 2 and bins[0.9]["right"] == 1.0
     # |0.1 - 0| x 12 (negatives) + |0.3 - 1| (q5) + |0.7 - 0| (q6) + |0.8 - 1| (q2) + |0.925 - 1| x 2
     assert out["ece"] == pytest.approx((1.2 + 0.7 + 0.7 + 0.2 + 0.15) / 17, abs=1e-3)
+
+
+class MarginReader(FakeReader):
+    """FakeReader whose spans carry a margin (the score on a logit scale), as the real reader's do."""
+
+    def read(self, question: str, passages, **kw) -> list[Span]:
+        spans = super().read(question, passages, **kw)
+        return [Span(s.text, s.score, s.start, s.end, s.source, s.passage_id,
+                     margin=math.log(s.score / (1 - s.score))) for s in spans]
+
+
+def test_calibration_cross_validates_over_articles_when_asked(squad_file: Path) -> None:
+    items, table, at = [], {}, (CTX_B0.index("fishermen"),)
+    for a, title in enumerate(("Mill", "Floats", "Wheel")):
+        for k in range(6):
+            question = f"Question {k} about {title}?"
+            if k < 4:  # answered right, with confidence
+                items.append(EvalItem(f"{a}-{k}", question, CTX_B0, ("fishermen",), at, title, 0))
+                table[question] = ("fishermen", 0.6 + 0.1 * k)
+            else:  # unanswerable, answered with little confidence
+                items.append(EvalItem(f"{a}-{k}", question, CTX_B0, (), (), title, 0))
+                table[question] = ("glass", 0.2 + 0.1 * a)
+    out = calibration(items, MarginReader(table), negatives=False, folds=3)
+    validated = out["cross_validated"]
+    assert validated["folds"] == 3 and validated["articles"] == 3
+    assert sum(f["questions"] for f in validated["per_fold"]) == out["questions"] == 18
+    assert validated["f1"]["mean"] == 100.0 and validated["false_abstentions"]["max"] == 0.0
+    assert {"no_answer_accuracy", "ece"} <= set(validated)
+    assert "cross_validated" not in calibration(items, MarginReader(table), negatives=False)
+    with pytest.raises(ValueError, match="folds"):  # checked before any question is read
+        calibration(items, None, folds=4)
 
 
 def test_calibration_uses_a_files_own_unanswerables(squad_file: Path) -> None:

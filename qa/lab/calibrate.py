@@ -219,6 +219,66 @@ def cross_fitted(rows: Sequence[tuple[float, float, bool]], groups: Sequence[str
     return probs
 
 
+def squad2_f1(rows: Sequence[tuple[float, float, bool]], threshold: float) -> float:
+    """SQuAD 2.0 F1 when answering at margins >= ``threshold``: an abstention is right on unanswerables."""
+    if not rows:
+        raise ValueError("no questions to score")
+    return sum((f if a else 0.0) if m >= threshold else (0.0 if a else 100.0) for m, f, a in rows) / len(rows)
+
+
+def _spread(values: Sequence[float]) -> dict[str, float]:
+    """Mean, standard deviation (population), minimum and maximum, to 4 decimals."""
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    return {"mean": round(mean, 4), "std": round(std, 4), "min": round(min(values), 4),
+            "max": round(max(values), 4)}
+
+
+def check_folds(folds: object, articles: int) -> None:
+    """ValueError unless ``folds`` is an int from 2 to the number of articles."""
+    if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= articles:
+        raise ValueError(f"folds must be a whole number from 2 to the number of articles ({articles}), "
+                         f"got {folds!r}")
+
+
+def cross_validate(rows: Sequence[tuple[float, float, bool]], groups: Sequence[str], *, folds: int,
+                   max_false_abstentions: float | None = None) -> dict[str, Any]:
+    """The threshold and map fitted on all folds but one and measured on that one, for each fold.
+
+    ``groups``: each row's article; articles, sorted, are dealt in turn into ``folds`` folds, so no
+    article is both fitted and measured. Returns each fold's figures and their mean and spread:
+    SQuAD 2.0 F1 at the fitted threshold, no-answer accuracy, false abstentions (and, with
+    ``max_false_abstentions``, how far they land from that target) and the held-out calibration error.
+    """
+    names = sorted(set(groups))
+    check_folds(folds, len(names))
+    fold_of = {g: k % folds for k, g in enumerate(names)}
+    per_fold = []
+    for fold in range(folds):
+        fit = [r for r, g in zip(rows, groups, strict=True) if fold_of[g] != fold]
+        held = [r for r, g in zip(rows, groups, strict=True) if fold_of[g] == fold]
+        conf = calibrate(fit, max_false_abstentions=max_false_abstentions)
+        has = [r for r in held if r[2]]
+        no = [r for r in held if not r[2]]
+        row = {"fold": fold, "articles": sum(v == fold for v in fold_of.values()), "questions": len(held),
+               "f1": round(squad2_f1(held, conf.threshold_margin), 2),
+               "no_answer_accuracy": round(100 * sum(m < conf.threshold_margin for m, _, _ in no)
+                                           / max(1, len(no)), 2),
+               "false_abstentions": round(100 * sum(m < conf.threshold_margin for m, _, _ in has)
+                                          / max(1, len(has)), 2),
+               "ece": round(expected_calibration_error(
+                   [conf.probability(m) if math.isfinite(m) else 0.0 for m, _, _ in held],
+                   [a and f >= RIGHT_F1 for _, f, a in held]), 4)}
+        if max_false_abstentions is not None:
+            row["false_abstentions_gap"] = round(row["false_abstentions"] - max_false_abstentions, 2)
+        per_fold.append(row)
+    keys = [k for k in per_fold[0] if k not in ("fold", "articles", "questions")]
+    return {"folds": folds, "articles": len(names), "questions": len(rows),
+            "rule": "best SQuAD 2.0 F1" + ("" if max_false_abstentions is None else
+                                           f", at most {max_false_abstentions:g} % false abstentions"),
+            **{k: _spread([f[k] for f in per_fold]) for k in keys}, "per_fold": per_fold}
+
+
 def figures(rows: Sequence[tuple[float, float, bool]], confidence: Confidence, held: Sequence[float]
             ) -> dict[str, Any]:
     """What a stored confidence does on ``measure`` rows: F1, abstentions, calibration error.
@@ -253,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="choose the best-F1 threshold among those that withhold at most PCT %% of the "
                         "answerable questions (default: the plain best-F1 threshold of SQuAD 2.0)")
     p.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
+    p.add_argument("--folds", type=int, default=None, metavar="K",
+                   help="also cross-validate the rule with whole articles as K folds: fitted on K-1, "
+                        "measured on the one left out (mean and spread)")
     p.add_argument("--plot", default=None, metavar="PNG", help="draw the cross-fitted reliability diagram")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
@@ -263,12 +326,17 @@ def main(argv: list[str] | None = None) -> int:
         items = load_squad(args.file)
         if all(it.answerable for it in items):
             raise ValueError(f"{args.file} has no unanswerable questions: calibrate on a SQuAD 2.0 file")
+        if args.folds is not None:
+            check_folds(args.folds, len({it.title for it in items}))  # before minutes of reading
         reader = Reader(model=folder, precision=args.precision)
         rows = measure(items, reader, progress=not args.json)
         confidence = calibrate(rows, fitted_on=f"{Path(args.file).name}: {len(rows)} questions, "
                                                f"{sum(not a for _, _, a in rows)} unanswerable",
                                max_false_abstentions=args.max_false_abstentions)
         held = cross_fitted(rows, [it.title for it in items])
+        validated = None if args.folds is None else cross_validate(
+            rows, [it.title for it in items], folds=args.folds,
+            max_false_abstentions=args.max_false_abstentions)
         measured = {**confidence.figures, **figures(rows, confidence, held), "precision": reader.precision}
         confidence = Confidence(confidence.threshold_margin, confidence.slope, confidence.intercept,
                                 confidence.fitted_on, measured)
@@ -281,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qa calibrate-reader: error: {err}", file=sys.stderr)
         return 2
     result = {**asdict(confidence), "written": None if args.dry_run else str(folder / CONFIDENCE_FILE)}
+    if validated is not None:
+        result["cross_validated"] = validated
     if args.json:
         print(json.dumps(result))
     else:

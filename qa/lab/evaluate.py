@@ -11,7 +11,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from qa.lab.calibrate import RIGHT_F1, best_f1_threshold, expected_calibration_error, reliability
+from qa.lab.calibrate import (
+    RIGHT_F1,
+    best_f1_threshold,
+    check_folds,
+    cross_validate,
+    expected_calibration_error,
+    reliability,
+)
 from qa.lab.squad import NEGATIVE_SEED, EvalItem, _best_span, _items, _passage, exact_match, f1, load_squad
 
 #: Thresholds scanned by ``calibration``: 0.05, 0.10, ..., 0.95.
@@ -239,7 +246,8 @@ def lookalike_pairs(items: Sequence[EvalItem]) -> list[EvalItem]:
 
 
 def calibration(path_or_items: str | Path | Iterable[EvalItem], reader: Any, *,
-                negatives: bool | None = None, progress: bool = False) -> dict[str, Any]:
+                negatives: bool | None = None, progress: bool = False, folds: int | None = None
+                ) -> dict[str, Any]:
     """How far the reader's confidence can be trusted, reader only.
 
     Right means F1 >= 50; an answer to an unanswerable question is wrong. Returns the threshold scan,
@@ -248,7 +256,8 @@ def calibration(path_or_items: str | Path | Iterable[EvalItem], reader: Any, *,
     ``negatives`` (default: when the questions include no unanswerable one, as in SQuAD v1.1): add two
     unanswerable pairs per question, one with a random paragraph of another article
     (``negative_pairs``) and one with a look-alike (``lookalike_pairs``). The best threshold maximises
-    accuracy over all questions and pairs (ties: the one nearer 0.5).
+    accuracy over all questions and pairs (ties: the one nearer 0.5). ``folds``: also cross-validate the
+    stored rule (``qa.lab.calibrate.cross_validate``) with the articles as that many folds.
     """
     items = _items(path_or_items)
     if not items:
@@ -262,15 +271,21 @@ def calibration(path_or_items: str | Path | Iterable[EvalItem], reader: Any, *,
         start = len(items) + len(random_pairs)
         lookalike = set(range(start, start + len(found)))
         items = items + random_pairs + found
+    if folds is not None:
+        check_folds(folds, len({it.title for it in items}))  # before minutes of reading
     from tqdm import tqdm
 
     reader = _resolve_reader(reader)
     scores: list[float] = []
     right: list[bool] = []  # answering this item with the best span is right
+    margins: list[tuple[float, float, bool]] = []  # qa.lab.calibrate.measure's rows, for the folds
     for item in tqdm(items, desc="calibrate", unit="q", file=sys.stderr, disable=not progress):
         span = _best_span(reader, item.question, [_passage(item)])
         scores.append(0.0 if span is None else float(span.score))
-        right.append(span is not None and item.answerable and f1(span.text, item.answers) >= RIGHT_F1)
+        got = 0.0 if span is None or not item.answerable else f1(span.text, item.answers)
+        right.append(span is not None and item.answerable and got >= RIGHT_F1)
+        margin = getattr(span, "margin", None)
+        margins.append((-math.inf if margin is None else float(margin), got, item.answerable))
     has = [k for k, it in enumerate(items) if it.answerable]
     no = [k for k, it in enumerate(items) if not it.answerable]
     other = [k for k in no if k not in lookalike]  # the file's own unanswerables and random pairs
@@ -306,4 +321,6 @@ def calibration(path_or_items: str | Path | Iterable[EvalItem], reader: Any, *,
         "reliability": reliability(scores, right),
         "ece": round(expected_calibration_error(scores, right), 4),
         "brier": round(brier, 4),
+        **({} if folds is None else
+           {"cross_validated": cross_validate(margins, [it.title for it in items], folds=folds)}),
     }
