@@ -87,6 +87,13 @@ class Span:
     margin: float | None = None
 
 
+#: An answer whose calibrated confidence is below this is shown as uncertain ("Possibly: …"): it is
+#: likelier wrong than right. Abstention happens lower, at the reader's stored threshold.
+UNCERTAIN_BELOW = 0.5
+#: How an uncertain answer is introduced, in every surface.
+UNCERTAIN_PREFIX = "Possibly:"
+
+
 @dataclass(frozen=True)
 class Answer:
     """The chatbot's reply: the answer span (``text`` None when abstaining) and its passages."""
@@ -117,6 +124,11 @@ class Answer:
         return self.text is None
 
     @property
+    def uncertain(self) -> bool:
+        """True when an answer is given with a confidence below ``UNCERTAIN_BELOW`` (likelier wrong)."""
+        return self.text is not None and self.score < UNCERTAIN_BELOW
+
+    @property
     def context(self) -> str | None:
         """The sentence the answer stands in (``source_text[context_start:context_end]``), if known."""
         if self.context_start is None or self.context_end is None:
@@ -132,6 +144,7 @@ class Answer:
             "question": self.question,
             "answer": self.text,
             "score": round(float(self.score), 4),
+            "uncertain": self.uncertain,
             "start": self.start,
             "end": self.end,
             "source": self.source,

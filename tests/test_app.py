@@ -31,8 +31,8 @@ from ui.page import EXAMPLES, build_app
 REPO = Path(__file__).resolve().parent.parent
 ARTICLE_PATH = REPO / "seeds" / "article.txt"
 QUESTION = "Why does Turkey want Ukrainian engines?"
-ANSWER_KEYS = {"question", "answer", "score", "start", "end", "source", "context", "context_start",
-               "context_end", "page", "passages"}
+ANSWER_KEYS = {"question", "answer", "score", "uncertain", "start", "end", "source", "context",
+               "context_start", "context_end", "page", "passages"}
 PASSAGE_KEYS = {"id", "source", "start", "end", "text", "score", "page"}
 #: Anything in the server's output that talks about sharing / the tunnel.
 SHARE_WORDS = re.compile(r"share|tunnel|frpc|gradio\.live|public url", re.I)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -83,6 +84,8 @@ def test_reply_shows_the_sentence_and_strips_terminal_escapes() -> None:
     assert reply.splitlines()[0] == "1990" and "bridge opened in 1990." in reply and "70%" in reply
     assert printable("a\x1b[31mb\tc\n") == "a [31mb\tc\n"
     assert "does not say" in format_reply(Answer("Q?", None, 0.05, None, None, None))
+    unsure = format_reply(dataclasses.replace(a, score=0.42))
+    assert unsure.splitlines()[0] == "Possibly: 1990" and "42%" in unsure
 
 
 @pytest.mark.slow

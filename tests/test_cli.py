@@ -35,8 +35,9 @@ def test_ask_json_prints_one_object(fake_cli, tmp_path, article_dir, article_tex
     assert code == 0
     obj = json.loads(out)
     assert out.count("\n") == 1
-    assert set(obj) == {"question", "answer", "score", "start", "end", "source", "context", "context_start",
-                        "context_end", "page", "passages"}
+    assert set(obj) == {"question", "answer", "score", "uncertain", "start", "end", "source", "context",
+                        "context_start", "context_end", "page", "passages"}
+    assert obj["uncertain"] == (obj["answer"] is not None and obj["score"] < 0.5)
     assert article_text[obj["start"] : obj["end"]] == obj["answer"]
     assert article_text[obj["context_start"] : obj["context_end"]] == obj["context"]
     for p in obj["passages"]:

@@ -105,6 +105,17 @@ def test_answer_bold_first_then_confidence_then_passages():
     assert ABSTAIN_TEXT not in out
 
 
+def test_an_uncertain_answer_says_possibly_and_looks_different():
+    ans, _, _ = _two_occurrences()
+    assert "Possibly" not in format_answer(ans) and "qa-uncertain" not in format_answer(ans)  # 80 %
+    unsure = dataclasses.replace(ans, score=0.49)
+    out = format_answer(unsure)
+    assert 'class="qa-reply qa-uncertain"' in out
+    assert out.index("Possibly:") < out.index("<strong>engines</strong>") < out.index("Confidence: 49%")
+    abstained = dataclasses.replace(ans, text=None, start=None, end=None, score=0.2)
+    assert "Possibly" not in format_answer(abstained) and ABSTAIN_TEXT in format_answer(abstained)
+
+
 def test_answer_highlights_only_the_cited_passage_at_its_offsets():
     ans, p1, p2 = _two_occurrences()
     out = format_answer(ans)

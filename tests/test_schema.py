@@ -45,3 +45,12 @@ def test_answer_context_is_the_sentence_by_offsets() -> None:
     assert Answer("Q?", None, 0.1, None, None, None).to_dict()["context"] is None
     # offsets outside the cited passage give no context rather than the wrong text
     assert dataclasses.replace(a, context_end=60).context is None
+
+
+def test_an_answer_below_even_odds_is_uncertain_and_says_so_in_json() -> None:
+    sure = Answer("Q?", "1990", 0.5, 0, 4, "d.txt")
+    unsure = Answer("Q?", "1990", 0.4999, 0, 4, "d.txt")
+    withheld = Answer("Q?", None, 0.1, None, None, None)
+    assert not sure.uncertain and unsure.uncertain and not withheld.uncertain
+    assert (sure.to_dict()["uncertain"], unsure.to_dict()["uncertain"], withheld.to_dict()["uncertain"]) == (
+        False, True, False)

@@ -74,6 +74,8 @@ CSS = """
   font-size: .92em; }
 .qa-passage-meta code { font-size: .9em; }
 .qa-reply { font-size: 1.05em; margin-bottom: .2em; }
+.qa-uncertain { font-style: italic; border-left: 3px dashed #c98a00; padding-left: .5em; }
+.qa-possibly { color: #8a5a00; font-weight: 600; font-style: normal; }
 .qa-context { margin: .2em 0 .4em; }
 .qa-confidence, .qa-sources-label { margin: .1em 0; opacity: .8; }
 .qa-error { color: #b00020; }

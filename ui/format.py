@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from qa.schema import Answer, Hit
+from qa.schema import UNCERTAIN_PREFIX, Answer, Hit
 
 ABSTAIN_TEXT = "The article does not say."
 GENERIC_ERROR = "Something went wrong while answering. Please try again."
@@ -126,8 +126,11 @@ def format_answer(answer: Answer) -> str:
         head = f'<p class="qa-reply qa-abstain"><strong>{escape(ABSTAIN_TEXT)}</strong></p>'
         label = "Closest passages:"
     else:
+        # an answer likelier wrong than right says so first, and looks different
+        possibly = f'<span class="qa-possibly">{escape(UNCERTAIN_PREFIX)}</span> '
+        reply = f'<p class="qa-reply qa-uncertain">{possibly}' if answer.uncertain else '<p class="qa-reply">'
         head = (
-            f'<p class="qa-reply"><strong>{escape(answer.text or "")}</strong></p>'
+            f'{reply}<strong>{escape(answer.text or "")}</strong></p>'
             f'{format_context(answer)}'
             f'<p class="qa-confidence" title="{escape(CONFIDENCE_MEANS)}">'
             f'{escape(format_confidence(answer.score))}</p>'

@@ -6,6 +6,8 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
+from qa.schema import UNCERTAIN_PREFIX
+
 PROMPT = "you> "
 HELP = ("Ask about the documents; follow-up questions use the conversation. "
         "/sources: the passages of the last answer · /clear: forget the conversation · /help · "
@@ -22,7 +24,7 @@ def format_reply(answer: Any) -> str:
     """The answer as terminal text: the answer, its sentence, the confidence and where it stands."""
     if answer.abstained:
         return f"{ABSTAIN} (best confidence {answer.score:.0%})"
-    lines = [printable(answer.text)]
+    lines = [f"{UNCERTAIN_PREFIX} {printable(answer.text)}" if answer.uncertain else printable(answer.text)]
     if answer.context is not None and answer.context.strip() != answer.text.strip():
         lines.append(f"  “{printable(' '.join(answer.context.split()))}”")
     lines.append(f"  confidence {answer.score:.0%} · {printable(str(answer.citation))} "
