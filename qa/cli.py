@@ -24,7 +24,7 @@ from qa.reader.read import DEFAULT_READER, PRECISIONS, Reader
 
 #: Subcommands whose arguments the named module parses itself.
 DELEGATED = {"bench": "qa.lab.bench", "compare-readers": "qa.lab.compare", "train-reader": "qa.lab.train",
-             "calibrate-reader": "qa.lab.calibrate", "report": "qa.lab.report"}
+             "calibrate-reader": "qa.lab.calibrate_reader", "report": "qa.lab.report"}
 
 DATABASE_HELP = ("a PostgreSQL URL (postgresql://user@host/db, pgvector installed) to keep the index in, "
                  "shared with other qa processes; default: the QA_DATABASE_URL variable, else the local "

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.lab import calibrate
+from qa.lab import calibrate, calibrate_reader
 from qa.lab.calibrate import best_f1_threshold, expected_calibration_error, fit_platt, reliability
 from qa.reader import confidence
 from qa.reader.confidence import Confidence
@@ -185,13 +185,22 @@ def test_calibrate_reader_command_writes_the_models_confidence(tiny_model_dir: P
     v2.write_text(json.dumps({"version": "v2.0", "data": articles}), encoding="utf-8")
     assert len(load_squad(v2)) == 48
     plot = tmp_path / "reliability.png"
-    assert calibrate.main([str(v2), "--reader", str(folder), "--dry-run", "--json", "--folds", "2"]) == 0
+    command = [str(v2), "--reader", str(folder)]
+    assert calibrate_reader.main([*command, "--dry-run", "--json", "--folds", "2"]) == 0
     assert not (folder / confidence.CONFIDENCE_FILE).exists()
-    validated = json.loads(capsys.readouterr().out.splitlines()[-1])["cross_validated"]
+    dry = json.loads(capsys.readouterr().out.splitlines()[-1])
+    validated = dry["cross_validated"]
     assert validated["folds"] == 2 and sum(f["questions"] for f in validated["per_fold"]) == 48
-    assert calibrate.main([str(v2), "--reader", str(folder), "--dry-run", "--folds", "3"]) == 2
+    # by default the map is fitted on the use mix (all 32 answerable, off-topic and unanswerable shares)
+    assert dry["figures"]["map"] == "use" and "map: the use mix" in dry["fitted_on"]
+    assert dry["map_cross_validated"]["mix"]["answerable"] == 32 and dry["map_cross_validated"]["folds"] == 2
+    assert calibrate_reader.main([*command, "--dry-run", "--json", "--map", "file"]) == 0
+    on_file = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert on_file["figures"]["map"] == "file" and "use mix" not in on_file["fitted_on"]
+    assert on_file["threshold_margin"] == dry["threshold_margin"], "the map never moves the threshold"
+    assert calibrate_reader.main([str(v2), "--reader", str(folder), "--dry-run", "--folds", "3"]) == 2
     assert "folds must be" in capsys.readouterr().err
-    assert calibrate.main([str(v2), "--reader", str(folder), "--json", "--plot", str(plot)]) == 0
+    assert calibrate_reader.main([str(v2), "--reader", str(folder), "--json", "--plot", str(plot)]) == 0
     out = json.loads(capsys.readouterr().out.splitlines()[-1])
     saved = Confidence.load(folder)
     assert saved is not None and saved.threshold_margin == out["threshold_margin"]
@@ -203,7 +212,7 @@ def test_calibrate_reader_command_writes_the_models_confidence(tiny_model_dir: P
     v1.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": PARAGRAPHS[0], "qas": [
         {"id": "x", "question": QUESTIONS[0], "answers": [{"text": "1871", "answer_start": 44}]}]}]}]}),
         encoding="utf-8")
-    assert calibrate.main([str(v1), "--reader", str(folder)]) == 2
+    assert calibrate_reader.main([str(v1), "--reader", str(folder)]) == 2
     assert "SQuAD 2.0" in capsys.readouterr().err
 
 

@@ -83,8 +83,8 @@ def test_ask_returns_a_span_of_the_source(tmp_path, article_dir, article_text, f
     for hit in answer.passages:
         assert article_text[hit.start : hit.end] == hit.text
     d = answer.to_dict()
-    assert set(d) == {"question", "answer", "score", "start", "end", "source", "context", "context_start",
-                      "context_end", "page", "passages"}
+    assert set(d) == {"question", "answer", "score", "uncertain", "start", "end", "source", "context",
+                      "context_start", "context_end", "page", "passages"}
     # the sentence the answer stands in, by offsets into the source
     assert d["context_start"] <= answer.start < answer.end <= d["context_end"]
     assert article_text[d["context_start"]:d["context_end"]] == d["context"] == answer.context

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from qa.lab.evaluate import THRESHOLDS, calibration, evaluate, lookalike_pairs, negative_pairs
-from qa.lab.squad import EvalItem, exact_match, f1, load_squad, normalize_answer
+from qa.lab.evaluate import THRESHOLDS, calibration, evaluate, lookalike_pairs
+from qa.lab.squad import EvalItem, exact_match, f1, load_squad, negative_pairs, normalize_answer
 from qa.schema import Answer, Hit, Passage, Span
 
 EXPECTED_KEYS = {

@@ -20,17 +20,14 @@ calibration error and the reliability diagram.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from qa.lab.squad import _best_span, _passage, f1, load_squad
-from qa.reader.confidence import CONFIDENCE_FILE, Confidence
+from qa.lab.squad import _best_span, _passage, f1
+from qa.reader.confidence import Confidence
 
 #: An answer is right when its F1 against a gold answer reaches this (0..100).
 RIGHT_F1 = 50.0
@@ -226,7 +223,7 @@ def squad2_f1(rows: Sequence[tuple[float, float, bool]], threshold: float) -> fl
     return sum((f if a else 0.0) if m >= threshold else (0.0 if a else 100.0) for m, f, a in rows) / len(rows)
 
 
-def _spread(values: Sequence[float]) -> dict[str, float]:
+def mean_and_spread(values: Sequence[float]) -> dict[str, float]:
     """Mean, standard deviation (population), minimum and maximum, to 4 decimals."""
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
@@ -276,7 +273,7 @@ def cross_validate(rows: Sequence[tuple[float, float, bool]], groups: Sequence[s
     return {"folds": folds, "articles": len(names), "questions": len(rows),
             "rule": "best SQuAD 2.0 F1" + ("" if max_false_abstentions is None else
                                            f", at most {max_false_abstentions:g} % false abstentions"),
-            **{k: _spread([f[k] for f in per_fold]) for k in keys}, "per_fold": per_fold}
+            **{k: mean_and_spread([f[k] for f in per_fold]) for k in keys}, "per_fold": per_fold}
 
 
 def figures(rows: Sequence[tuple[float, float, bool]], confidence: Confidence, held: Sequence[float]
@@ -300,64 +297,3 @@ def figures(rows: Sequence[tuple[float, float, bool]], confidence: Confidence, h
         "ece": round(expected_calibration_error(fitted, right), 4),
         "ece_cross_fitted": round(expected_calibration_error(held, right), 4),
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``qa calibrate-reader FILE``: fit and store a reader's abstention threshold and confidence map."""
-    p = argparse.ArgumentParser(prog="qa calibrate-reader", description=main.__doc__.split(": ", 1)[1])
-    p.add_argument("file", help="SQuAD 2.0 validation file (with unanswerable questions), e.g. written by "
-                                "`python -m qa.lab.train --write-validation VAL2 --squad2`")
-    p.add_argument("--reader", default=None, help="model folder (default: the shipped qa/reader_model)")
-    p.add_argument("--precision", default="auto", help="the reader's arithmetic (see `qa ask --help`)")
-    p.add_argument("--max-false-abstentions", type=float, default=None, metavar="PCT",
-                   help="choose the best-F1 threshold among those that withhold at most PCT %% of the "
-                        "answerable questions (default: the plain best-F1 threshold of SQuAD 2.0)")
-    p.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
-    p.add_argument("--folds", type=int, default=None, metavar="K",
-                   help="also cross-validate the rule with whole articles as K folds: fitted on K-1, "
-                        "measured on the one left out (mean and spread)")
-    p.add_argument("--plot", default=None, metavar="PNG", help="draw the cross-fitted reliability diagram")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    args = p.parse_args(argv)
-    from qa.reader.read import DEFAULT_READER, Reader
-
-    try:
-        folder = Path(args.reader or DEFAULT_READER)
-        items = load_squad(args.file)
-        if all(it.answerable for it in items):
-            raise ValueError(f"{args.file} has no unanswerable questions: calibrate on a SQuAD 2.0 file")
-        if args.folds is not None:
-            check_folds(args.folds, len({it.title for it in items}))  # before minutes of reading
-        reader = Reader(model=folder, precision=args.precision)
-        rows = measure(items, reader, progress=not args.json)
-        confidence = calibrate(rows, fitted_on=f"{Path(args.file).name}: {len(rows)} questions, "
-                                               f"{sum(not a for _, _, a in rows)} unanswerable",
-                               max_false_abstentions=args.max_false_abstentions)
-        held = cross_fitted(rows, [it.title for it in items])
-        validated = None if args.folds is None else cross_validate(
-            rows, [it.title for it in items], folds=args.folds,
-            max_false_abstentions=args.max_false_abstentions)
-        measured = {**confidence.figures, **figures(rows, confidence, held), "precision": reader.precision}
-        confidence = Confidence(confidence.threshold_margin, confidence.slope, confidence.intercept,
-                                confidence.fitted_on, measured)
-        if args.plot:
-            plot_reliability(reliability(held, [a and f >= RIGHT_F1 for _, f, a in rows]), args.plot,
-                             title=f"{folder.name}, {Path(args.file).name} (cross-fitted)")
-        if not args.dry_run:
-            confidence.save(folder)
-    except (ValueError, OSError) as err:
-        print(f"qa calibrate-reader: error: {err}", file=sys.stderr)
-        return 2
-    result = {**asdict(confidence), "written": None if args.dry_run else str(folder / CONFIDENCE_FILE)}
-    if validated is not None:
-        result["cross_validated"] = validated
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>18}: {value}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

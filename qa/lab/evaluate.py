@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 import sys
 import tempfile
 import time
@@ -19,7 +18,7 @@ from qa.lab.calibrate import (
     expected_calibration_error,
     reliability,
 )
-from qa.lab.squad import NEGATIVE_SEED, EvalItem, _best_span, _items, _passage, exact_match, f1, load_squad
+from qa.lab.squad import EvalItem, _best_span, _items, _passage, exact_match, f1, load_squad, negative_pairs
 
 #: Thresholds scanned by ``calibration``: 0.05, 0.10, ..., 0.95.
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -194,26 +193,6 @@ def _best_threshold(items: list[EvalItem], best: list[Any] | None) -> dict[str, 
 
 
 # --- threshold tuning -------------------------------------------------------------------------------
-
-
-def negative_pairs(items: Sequence[EvalItem], *, seed: int = NEGATIVE_SEED) -> list[EvalItem]:
-    """One unanswerable item per question: the question with a context from a different article."""
-    contexts: dict[str, list[str]] = {}
-    for it in items:
-        ctx = contexts.setdefault(it.title, [])
-        if not ctx or ctx[-1] != it.context:
-            ctx.append(it.context)
-    titles = sorted(contexts)
-    if len(titles) < 2:
-        raise ValueError("generating unanswerable pairs needs questions from at least two articles")
-    rng = random.Random(seed)
-    out = []
-    for it in items:
-        other = rng.choice([t for t in titles if t != it.title])
-        ctx = rng.choice(contexts[other])
-        out.append(EvalItem(qid=f"{it.qid}-neg", question=it.question, context=ctx, answers=(),
-                            answer_starts=(), title=other, paragraph=it.paragraph, article=it.article))
-    return out
 
 
 def lookalike_pairs(items: Sequence[EvalItem]) -> list[EvalItem]:

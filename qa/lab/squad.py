@@ -139,6 +139,26 @@ def _best_span(reader: Any, question: str, passages: list[Passage]) -> Any:
     return spans[0] if spans else None
 
 
+def negative_pairs(items: Sequence[EvalItem], *, seed: int = NEGATIVE_SEED) -> list[EvalItem]:
+    """One unanswerable item per question: the question with a context from a different article."""
+    contexts: dict[str, list[str]] = {}
+    for it in items:
+        ctx = contexts.setdefault(it.title, [])
+        if not ctx or ctx[-1] != it.context:
+            ctx.append(it.context)
+    titles = sorted(contexts)
+    if len(titles) < 2:
+        raise ValueError("generating unanswerable pairs needs questions from at least two articles")
+    rng = random.Random(seed)
+    out = []
+    for it in items:
+        other = rng.choice([t for t in titles if t != it.title])
+        ctx = rng.choice(contexts[other])
+        out.append(EvalItem(qid=f"{it.qid}-neg", question=it.question, context=ctx, answers=(),
+                            answer_starts=(), title=other, paragraph=it.paragraph, article=it.article))
+    return out
+
+
 def sample_questions(items: Sequence[EvalItem], n: int, *, seed: int = NEGATIVE_SEED) -> list[EvalItem]:
     """A fixed random sample of ``n`` questions (all of them when there are fewer), in file order."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
