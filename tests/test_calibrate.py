@@ -191,13 +191,14 @@ def test_calibrate_reader_command_writes_the_models_confidence(tiny_model_dir: P
     dry = json.loads(capsys.readouterr().out.splitlines()[-1])
     validated = dry["cross_validated"]
     assert validated["folds"] == 2 and sum(f["questions"] for f in validated["per_fold"]) == 48
-    # by default the map is fitted on the use mix (all 32 answerable, off-topic and unanswerable shares)
-    assert dry["figures"]["map"] == "use" and "map: the use mix" in dry["fitted_on"]
-    assert dry["map_cross_validated"]["mix"]["answerable"] == 32 and dry["map_cross_validated"]["folds"] == 2
-    assert calibrate_reader.main([*command, "--dry-run", "--json", "--map", "file"]) == 0
-    on_file = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert on_file["figures"]["map"] == "file" and "use mix" not in on_file["fitted_on"]
-    assert on_file["threshold_margin"] == dry["threshold_margin"], "the map never moves the threshold"
+    assert dry["figures"]["map"] == "file" and "use mix" not in dry["fitted_on"]  # the default
+    # --map use: the map fitted on the use mix (all 32 answerable, off-topic and unanswerable shares)
+    assert calibrate_reader.main([*command, "--dry-run", "--json", "--map", "use", "--folds", "2"]) == 0
+    used = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert used["figures"]["map"] == "use" and "map: the use mix" in used["fitted_on"]
+    mix = used["map_cross_validated"]
+    assert mix["mix"]["answerable"] == 32 and mix["folds"] == 2
+    assert used["threshold_margin"] == dry["threshold_margin"], "the map never moves the threshold"
     assert calibrate_reader.main([str(v2), "--reader", str(folder), "--dry-run", "--folds", "3"]) == 2
     assert "folds must be" in capsys.readouterr().err
     assert calibrate_reader.main([str(v2), "--reader", str(folder), "--json", "--plot", str(plot)]) == 0
