@@ -231,6 +231,13 @@ def mean_and_spread(values: Sequence[float]) -> dict[str, float]:
             "max": round(max(values), 4)}
 
 
+def article_folds(groups: Sequence[str], folds: int) -> dict[str, int]:
+    """Each article's fold: the articles, sorted, dealt in turn into ``folds`` folds (checked first)."""
+    names = sorted(set(groups))
+    check_folds(folds, len(names))
+    return {g: k % folds for k, g in enumerate(names)}
+
+
 def check_folds(folds: object, articles: int) -> None:
     """ValueError unless ``folds`` is an int from 2 to the number of articles."""
     if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= articles:
@@ -247,9 +254,7 @@ def cross_validate(rows: Sequence[tuple[float, float, bool]], groups: Sequence[s
     SQuAD 2.0 F1 at the fitted threshold, no-answer accuracy, false abstentions (and, with
     ``max_false_abstentions``, how far they land from that target) and the held-out calibration error.
     """
-    names = sorted(set(groups))
-    check_folds(folds, len(names))
-    fold_of = {g: k % folds for k, g in enumerate(names)}
+    fold_of = article_folds(groups, folds)
     per_fold = []
     for fold in range(folds):
         fit = [r for r, g in zip(rows, groups, strict=True) if fold_of[g] != fold]
@@ -270,7 +275,7 @@ def cross_validate(rows: Sequence[tuple[float, float, bool]], groups: Sequence[s
             row["false_abstentions_gap"] = round(row["false_abstentions"] - max_false_abstentions, 2)
         per_fold.append(row)
     keys = [k for k in per_fold[0] if k not in ("fold", "articles", "questions")]
-    return {"folds": folds, "articles": len(names), "questions": len(rows),
+    return {"folds": folds, "articles": len(fold_of), "questions": len(rows),
             "rule": "best SQuAD 2.0 F1" + ("" if max_false_abstentions is None else
                                            f", at most {max_false_abstentions:g} % false abstentions"),
             **{k: mean_and_spread([f[k] for f in per_fold]) for k in keys}, "per_fold": per_fold}

@@ -18,7 +18,7 @@ from typing import Any
 
 from qa.lab.calibrate import (
     RIGHT_F1,
-    check_folds,
+    article_folds,
     expected_calibration_error,
     fit_platt,
     mean_and_spread,
@@ -79,9 +79,7 @@ def cross_validate_map(rows: Sequence[tuple[float, float, bool]], kinds: Sequenc
     ``file_rows``: the file's own questions, whose map (fitted on the same folds) is measured on the same
     held-out answers too (``ece_all_file_map``), for comparison.
     """
-    names = sorted(set(groups))
-    check_folds(folds, len(names))
-    fold_of = {g: k % folds for k, g in enumerate(names)}
+    fold_of = article_folds(groups, folds)
     per_fold, pooled_conf, pooled_right = [], [], []
     for fold in range(folds):
         slope, intercept = fit_map([r for r, g in zip(rows, groups, strict=True) if fold_of[g] != fold])
