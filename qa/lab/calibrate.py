@@ -188,12 +188,34 @@ def calibrate(rows: Sequence[tuple[float, float, bool]], *, fitted_on: str = "",
     if not math.isfinite(threshold):
         raise ValueError("abstaining on every question scores best here: the file needs answerable "
                          "questions the reader gets right")
-    fit = [(m, a and f >= RIGHT_F1) for m, f, a in rows if math.isfinite(m)]
-    slope, intercept = fit_platt([m for m, _ in fit], [r for _, r in fit])
-    rule = "best SQuAD 2.0 F1" + ("" if max_false_abstentions is None else
-                                  f", at most {max_false_abstentions:g} % false abstentions")
+    slope, intercept = fit_map(rows)
     return Confidence(threshold_margin=threshold, slope=slope, intercept=intercept, fitted_on=fitted_on,
-                      figures={"rule": rule, "f1": round(best_f1, 2)})
+                      figures={"rule": rule_text(max_false_abstentions), "f1": round(best_f1, 2)})
+
+
+def rule_text(max_false_abstentions: float | None) -> str:
+    """The threshold rule in words, as stored and reported."""
+    return "best SQuAD 2.0 F1" + ("" if max_false_abstentions is None else
+                                  f", at most {max_false_abstentions:g} % false abstentions")
+
+
+def fit_map(rows: Sequence[tuple[float, float, bool]]) -> tuple[float, float]:
+    """The Platt map (slope, intercept) from margins to P(right) over ``measure`` rows with a span."""
+    fit = [(m, a and f >= RIGHT_F1) for m, f, a in rows if math.isfinite(m)]
+    return fit_platt([m for m, _ in fit], [r for _, r in fit])
+
+
+def confidences(confidence: Confidence, margins: Sequence[float]) -> list[float]:
+    """Each margin's probability under ``confidence`` (0 where the reader offered no span)."""
+    return [confidence.probability(m) if math.isfinite(m) else 0.0 for m in margins]
+
+
+def withheld_shares(rows: Sequence[tuple[float, float, bool]], threshold_margin: float
+                    ) -> tuple[float, float]:
+    """(no-answer accuracy, false abstentions) in percent: the unanswerable and answerable rows withheld."""
+    no = [m < threshold_margin for m, _, a in rows if not a]
+    has = [m < threshold_margin for m, _, a in rows if a]
+    return round(100 * sum(no) / max(1, len(no)), 2), round(100 * sum(has) / max(1, len(has)), 2)
 
 
 def cross_fitted(rows: Sequence[tuple[float, float, bool]], groups: Sequence[str]) -> list[float]:
@@ -212,7 +234,7 @@ def cross_fitted(rows: Sequence[tuple[float, float, bool]], groups: Sequence[str
         conf = calibrate(fit)
         for k, (r, g) in enumerate(zip(rows, groups, strict=True)):
             if half[g] == h:
-                probs[k] = conf.probability(r[0]) if math.isfinite(r[0]) else 0.0
+                probs[k] = confidences(conf, [r[0]])[0]
     return probs
 
 
@@ -260,24 +282,18 @@ def cross_validate(rows: Sequence[tuple[float, float, bool]], groups: Sequence[s
         fit = [r for r, g in zip(rows, groups, strict=True) if fold_of[g] != fold]
         held = [r for r, g in zip(rows, groups, strict=True) if fold_of[g] == fold]
         conf = calibrate(fit, max_false_abstentions=max_false_abstentions)
-        has = [r for r in held if r[2]]
-        no = [r for r in held if not r[2]]
+        no_answer, false_abstentions = withheld_shares(held, conf.threshold_margin)
         row = {"fold": fold, "articles": sum(v == fold for v in fold_of.values()), "questions": len(held),
                "f1": round(squad2_f1(held, conf.threshold_margin), 2),
-               "no_answer_accuracy": round(100 * sum(m < conf.threshold_margin for m, _, _ in no)
-                                           / max(1, len(no)), 2),
-               "false_abstentions": round(100 * sum(m < conf.threshold_margin for m, _, _ in has)
-                                          / max(1, len(has)), 2),
-               "ece": round(expected_calibration_error(
-                   [conf.probability(m) if math.isfinite(m) else 0.0 for m, _, _ in held],
-                   [a and f >= RIGHT_F1 for _, f, a in held]), 4)}
+               "no_answer_accuracy": no_answer, "false_abstentions": false_abstentions,
+               "ece": round(expected_calibration_error(confidences(conf, [m for m, _, _ in held]),
+                                                       [a and f >= RIGHT_F1 for _, f, a in held]), 4)}
         if max_false_abstentions is not None:
             row["false_abstentions_gap"] = round(row["false_abstentions"] - max_false_abstentions, 2)
         per_fold.append(row)
     keys = [k for k in per_fold[0] if k not in ("fold", "articles", "questions")]
     return {"folds": folds, "articles": len(fold_of), "questions": len(rows),
-            "rule": "best SQuAD 2.0 F1" + ("" if max_false_abstentions is None else
-                                           f", at most {max_false_abstentions:g} % false abstentions"),
+            "rule": rule_text(max_false_abstentions),
             **{k: mean_and_spread([f[k] for f in per_fold]) for k in keys}, "per_fold": per_fold}
 
 
@@ -289,16 +305,13 @@ def figures(rows: Sequence[tuple[float, float, bool]], confidence: Confidence, h
     """
     best_f1, _ = best_f1_threshold([m for m, _, _ in rows], [f for _, f, _ in rows], [a for _, _, a in rows])
     right = [a and f >= RIGHT_F1 for _, f, a in rows]
-    fitted = [confidence.probability(m) if math.isfinite(m) else 0.0 for m, _, _ in rows]
-    withheld = [m < confidence.threshold_margin for m, _, _ in rows]
-    has = [k for k, (_, _, a) in enumerate(rows) if a]
-    no = [k for k, (_, _, a) in enumerate(rows) if not a]
+    no_answer, false_abstentions = withheld_shares(rows, confidence.threshold_margin)
     return {
         "best_f1": round(best_f1, 2),
         "questions": len(rows),
         "threshold": round(confidence.threshold, 4),
-        "no_answer_accuracy": round(100 * sum(withheld[k] for k in no) / max(1, len(no)), 2),
-        "false_abstentions": round(100 * sum(withheld[k] for k in has) / max(1, len(has)), 2),
-        "ece": round(expected_calibration_error(fitted, right), 4),
+        "no_answer_accuracy": no_answer,
+        "false_abstentions": false_abstentions,
+        "ece": round(expected_calibration_error(confidences(confidence, [m for m, _, _ in rows]), right), 4),
         "ece_cross_fitted": round(expected_calibration_error(held, right), 4),
     }

@@ -23,15 +23,17 @@ from qa.lab.calibrate import (
     RIGHT_F1,
     calibrate,
     check_folds,
+    confidences,
     cross_fitted,
     cross_validate,
     figures,
+    fit_map,
     measure,
     plot_reliability,
     reliability,
 )
 from qa.lab.squad import load_squad
-from qa.lab.use_mix import OFF_TOPIC_SHARE, UNANSWERABLE_SHARE, cross_validate_map, fit_map, use_mix
+from qa.lab.use_mix import OFF_TOPIC_SHARE, UNANSWERABLE_SHARE, cross_validate_map, use_mix
 from qa.reader.confidence import CONFIDENCE_FILE, Confidence
 
 #: What the confidence map can be fitted on.
@@ -78,7 +80,7 @@ def _use_map(items: list, rows: list, reader: Any, confidence: Confidence, folds
         file_rows=rows, file_groups=[it.title for it in items])
     shown = [(m, f, a) for m, f, a in mix_rows if m >= confidence.threshold_margin]
     conf = Confidence(confidence.threshold_margin, slope, intercept, fitted_on, confidence.figures)
-    return (conf, validated, [conf.probability(m) for m, _, _ in shown],
+    return (conf, validated, confidences(conf, [m for m, _, _ in shown]),
             [a and f >= RIGHT_F1 for _, f, a in shown])
 
 

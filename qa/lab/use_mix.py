@@ -11,7 +11,6 @@ use, not tuned on results; the model card states them.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -19,12 +18,14 @@ from typing import Any
 from qa.lab.calibrate import (
     RIGHT_F1,
     article_folds,
+    confidences,
     expected_calibration_error,
-    fit_platt,
+    fit_map,
     mean_and_spread,
     reliability,
 )
 from qa.lab.squad import NEGATIVE_SEED, EvalItem, negative_pairs
+from qa.reader.confidence import Confidence
 
 #: Shares of the use mix: off-topic questions and questions written to be unanswerable (the rest,
 #: 70 %, answerable). ``qa calibrate-reader VAL2 --folds K`` reports the calibration of each kind.
@@ -57,17 +58,6 @@ def use_mix(items: Sequence[EvalItem], *, off_topic: float = OFF_TOPIC_SHARE,
             + [("unanswerable", it) for it in unans])
 
 
-def fit_map(rows: Sequence[tuple[float, float, bool]]) -> tuple[float, float]:
-    """The Platt map (slope, intercept) from margins to P(right) over ``qa.lab.calibrate.measure`` rows."""
-    fit = [(m, a and f >= RIGHT_F1) for m, f, a in rows if math.isfinite(m)]
-    return fit_platt([m for m, _ in fit], [r for _, r in fit])
-
-
-def _probability(margin: float, slope: float, intercept: float) -> float:
-    """The map's probability for one margin (0 for no span at all)."""
-    return 1.0 / (1.0 + math.exp(-(slope * margin + intercept))) if math.isfinite(margin) else 0.0
-
-
 def cross_validate_map(rows: Sequence[tuple[float, float, bool]], kinds: Sequence[str],
                        groups: Sequence[str], *, folds: int, threshold_margin: float,
                        file_rows: Sequence[tuple[float, float, bool]] | None = None,
@@ -82,12 +72,13 @@ def cross_validate_map(rows: Sequence[tuple[float, float, bool]], kinds: Sequenc
     fold_of = article_folds(groups, folds)
     per_fold, pooled_conf, pooled_right = [], [], []
     for fold in range(folds):
-        slope, intercept = fit_map([r for r, g in zip(rows, groups, strict=True) if fold_of[g] != fold])
+        mapped = Confidence(threshold_margin, *fit_map([r for r, g in zip(rows, groups, strict=True)
+                                                        if fold_of[g] != fold]))
         row: dict[str, Any] = {"fold": fold}
         for kind in ("all", *KINDS):
             shown = [(m, f, a) for (m, f, a), k, g in zip(rows, kinds, groups, strict=True)
                      if fold_of[g] == fold and (kind == "all" or k == kind) and m >= threshold_margin]
-            conf = [_probability(m, slope, intercept) for m, _, _ in shown]
+            conf = confidences(mapped, [m for m, _, _ in shown])
             right = [a and f >= RIGHT_F1 for _, f, a in shown]
             row[f"shown_{kind}"] = len(shown)
             row[f"ece_{kind}"] = round(expected_calibration_error(conf, right), 4) if shown else None
@@ -95,10 +86,11 @@ def cross_validate_map(rows: Sequence[tuple[float, float, bool]], kinds: Sequenc
                 pooled_conf += conf
                 pooled_right += right
         if file_rows is not None and file_groups is not None:
-            file_fit = fit_map([r for r, g in zip(file_rows, file_groups, strict=True) if fold_of[g] != fold])
+            outside = [r for r, g in zip(file_rows, file_groups, strict=True) if fold_of[g] != fold]
+            file_map = Confidence(threshold_margin, *fit_map(outside))
             shown = [(m, f, a) for (m, f, a), g in zip(rows, groups, strict=True)
                      if fold_of[g] == fold and m >= threshold_margin]
-            conf = [_probability(m, *file_fit) for m, _, _ in shown]
+            conf = confidences(file_map, [m for m, _, _ in shown])
             right = [a and f >= RIGHT_F1 for _, f, a in shown]
             row["ece_all_file_map"] = round(expected_calibration_error(conf, right), 4) if shown else None
         per_fold.append(row)
