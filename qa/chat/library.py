@@ -87,11 +87,6 @@ class _Session:
     refining: Future | None = None
 
 
-def _safe_name(name: str, fallback: str) -> str:
-    """A file name without path parts or odd characters, its suffix kept, short enough to store."""
-    return safe_file_name(name, fallback)
-
-
 class Library:
     """Per-session documents and chatbots that share one embedder, one reader and one indexing pool."""
 
@@ -204,7 +199,7 @@ class Library:
         if progress:
             progress(f"Fetching {printable(url)}…")
         text = url_text(url, allow_private=self.allow_private_urls)
-        slug = _safe_name(re.sub(r"^https?://", "", url).replace("/", "_"), "page")[:80]
+        slug = safe_file_name(re.sub(r"^https?://", "", url).replace("/", "_"), "page")[:80]
         name = slug if slug.lower().endswith(".txt") else f"{slug}.txt"
         return self._add(session, [(name, lambda dest: dest.write_text(text, encoding="utf-8"))], progress)[0]
 
@@ -309,7 +304,7 @@ class Library:
             try:
                 nbytes, left = 0, self.max_passages - sum(found.passages.values())
                 for name, write in items:
-                    name = self._unique(found, _safe_name(name, "document.txt"))
+                    name = self._unique(found, safe_file_name(name, "document.txt"))
                     dest = found.folder / "docs" / name
                     write(dest)
                     found.documents[name] = dest
