@@ -101,7 +101,6 @@ def score_rewrites(items: Sequence[RewriteItem], rewritten: Sequence[str]) -> di
 
 def evaluate_rewrites(path: str | Path, rewriter: Rewriter = self_contained) -> dict[str, Any]:
     """Rewrite every follow-up of a CANARD-format file and score it (``qa eval FILE``)."""
-    require("sacrebleu")  # before any work
     items = load_rewrites(path)
     result = score_rewrites(items, [rewriter(i.question, i.history) for i in items])
     return {"rewriter": f"{rewriter.__module__}.{rewriter.__qualname__}", **result}
