@@ -73,8 +73,9 @@ def test_files_are_told_apart_and_bad_ones_explained(canard_file: Path, tmp_path
 def test_qa_eval_prints_the_rewrite_scores(canard_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["eval", str(canard_file), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert {"rewrite_bleu", "copy_bleu", "rewrite_exact_match"} <= set(result)
-    assert result["rewriter"] == "qa.chat.followup.self_contained" and result["questions"] == 3
+    assert {"rewrite_bleu", "copy_bleu", "title_bleu", "rewrite_exact_match"} <= set(result)
+    assert result["rewriter"] == "qa.chat.rewrite.learned" and result["questions"] == 3
+    assert result["rewrite_bleu"] > result["copy_bleu"]
     assert cli.main(["eval", str(canard_file), "--reader-only"]) == 2
     assert "leave out --reader-only" in capsys.readouterr().err
 

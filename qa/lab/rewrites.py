@@ -5,7 +5,8 @@ A CANARD-format file is a JSON list of ``{"History": [title, section, q1, a1, ..
 and the self-contained question a person wrote for it. The rewriter under test gets the question and
 the conversation as :class:`~qa.chat.followup.Turn` s, the titles first (as a turn whose question is
 the article's title and whose answer is the section's), since they are part of what the person saw.
-Scores are sacrebleu's corpus BLEU with its defaults; ``copy_bleu`` is the question left unchanged.
+Scores are sacrebleu's corpus BLEU with its defaults; ``copy_bleu`` is the question left unchanged and
+``title_bleu`` the one-line baseline (the first pronoun replaced by the article's title).
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.chat.followup import Turn, self_contained
+from qa.chat.followup import Turn
+from qa.chat.rewrite import Rewriter as LearnedRewriter
 from qa.extras import require
 
-#: QuAC's answer for a turn the section does not answer.
-NO_ANSWER = "CANNOTANSWER"
+#: QuAC's answers for a turn the section does not answer (CANARD's History writes "I don't know.").
+NO_ANSWERS = frozenset({"", "CANNOTANSWER", "I don't know."})
 #: The keys of one CANARD-format entry.
 FIELDS = ("History", "Question", "Rewrite")
 
 Rewriter = Callable[[str, Sequence[Turn]], str]
+#: The one-line baseline every rewriter must beat: the question's first pronoun replaced by the title.
+_FIRST_PRONOUN = re.compile(r"\b(he|she|they|it|him|her|his|its|their|them)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,14 @@ def history_turns(history: Sequence[str]) -> tuple[Turn, ...]:
     if len(history) < 2 or len(history) % 2 or not all(isinstance(h, str) for h in history):
         raise ValueError("History must be [title, section, question, answer, ...] as strings")
     pairs = [(history[i], history[i + 1]) for i in range(0, len(history), 2)]
-    return tuple(Turn(q.strip(), None if a.strip() in ("", NO_ANSWER) else a.strip()) for q, a in pairs)
+    return tuple(Turn(q.strip(), None if a.strip() in NO_ANSWERS else a.strip()) for q, a in pairs)
+
+
+def topic_and_turns(history: Sequence[Turn]) -> tuple[tuple[str, ...], tuple[Turn, ...]]:
+    """A CANARD history's topic (the article's and the section's titles) and its questions and answers."""
+    if not history or not history[0].question:
+        return (), tuple(history[1:])
+    return (history[0].question, history[0].answer or ""), tuple(history[1:])
 
 
 def load_rewrites(path: str | Path) -> list[RewriteItem]:
@@ -79,6 +90,28 @@ def _same(a: str, b: str) -> bool:
     return " ".join(a.lower().split()) == " ".join(b.lower().split())
 
 
+def title_baseline(question: str, history: Sequence[Turn]) -> str:
+    """The question with its first pronoun replaced by the article's title (the first turn's question)."""
+    found = _FIRST_PRONOUN.search(question)
+    if not found or not history:
+        return question
+    return question[:found.start()] + history[0].question + question[found.end():]
+
+
+def learned(weights: str | Path | None = None) -> Rewriter:
+    """The learned rewriter (``qa.chat.rewrite``) as a rewriter of CANARD turns (the titles first)."""
+    model = LearnedRewriter(weights=weights)
+    model.warm_up()
+
+    def rewrite(question: str, history: Sequence[Turn]) -> str:
+        topic, turns = topic_and_turns(history)
+        return model.rewrite(question, turns, topic=topic).text
+
+    rewrite.__qualname__ = "learned"
+    rewrite.__module__ = "qa.chat.rewrite"
+    return rewrite
+
+
 def score_rewrites(items: Sequence[RewriteItem], rewritten: Sequence[str]) -> dict[str, Any]:
     """Corpus BLEU and exact match of ``rewritten`` and of the questions as asked, against the rewrites."""
     require("sacrebleu")
@@ -93,14 +126,17 @@ def score_rewrites(items: Sequence[RewriteItem], rewritten: Sequence[str]) -> di
         "conversations": len({i.dialog for i in items}),
         "rewrite_bleu": round(sacrebleu.corpus_bleu(list(rewritten), refs).score, 2),
         "copy_bleu": round(sacrebleu.corpus_bleu(asked, refs).score, 2),
+        "title_bleu": round(sacrebleu.corpus_bleu([title_baseline(i.question, i.history) for i in items],
+                                                  refs).score, 2),
         "rewrite_exact_match": round(100 * sum(map(_same, rewritten, refs[0])) / len(items), 2),
         "copy_exact_match": round(100 * sum(map(_same, asked, refs[0])) / len(items), 2),
         "changed": round(100 * sum(r != q for r, q in zip(rewritten, asked, strict=True)) / len(items), 2),
     }
 
 
-def evaluate_rewrites(path: str | Path, rewriter: Rewriter = self_contained) -> dict[str, Any]:
-    """Rewrite every follow-up of a CANARD-format file and score it (``qa eval FILE``)."""
+def evaluate_rewrites(path: str | Path, rewriter: Rewriter | None = None) -> dict[str, Any]:
+    """Rewrite every follow-up of a CANARD-format file and score it (``qa eval FILE``; default: learned)."""
     items = load_rewrites(path)
+    rewriter = rewriter or learned()
     result = score_rewrites(items, [rewriter(i.question, i.history) for i in items])
     return {"rewriter": f"{rewriter.__module__}.{rewriter.__qualname__}", **result}

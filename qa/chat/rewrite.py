@@ -1,0 +1,270 @@
+"""A learned follow-up rewriter: candidates made from the conversation, ranked by weights learned from people.
+
+"Did he tour?" after a conversation about Lea Salonga becomes "Did Lea Salonga tour?". Two steps, each
+a choice among candidates that a linear model scores from their features (what was done, to which
+pronoun, with a phrase from where in the conversation):
+
+1. ``replacements``: the question unchanged, or one of its first two pronouns replaced by a phrase of
+   the conversation (the topic's title, a name or short answer of an earlier turn), possessive when
+   the pronoun is.
+2. ``additions``: the step-1 question unchanged, or with a phrase of the conversation appended after a
+   preposition ("What else did Sven Hedin do besides meeting Adolf Hitler?").
+
+The weights (``rewriter.json`` beside this file) are learned from people's rewrites of real follow-ups
+(CANARD) by ``python -m qa.lab.train_rewriter``; ``qa eval CANARD_FILE --json`` measures them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.chat.followup import Turn, names
+
+#: The shipped weights.
+WEIGHTS_FILE = Path(__file__).with_name("rewriter.json")
+#: The weights file's format version.
+FORMAT = "qa-rewriter-1"
+#: Pronouns a phrase can stand in for, and their kind.
+PRONOUNS: Mapping[str, str] = {
+    "he": "person", "she": "person", "him": "person", "his": "person_pos", "her": "person_her",
+    "hers": "person_pos", "they": "plural", "them": "plural", "their": "plural_pos", "theirs": "plural_pos",
+    "it": "neuter", "its": "neuter_pos",
+}
+#: Only this many of a question's pronouns are candidates for replacement.
+MAX_PRONOUNS = 2
+#: Phrases of the conversation considered as referents, at most.
+MAX_PHRASES = 14
+#: An answer of at most this many words can be a referent as a whole.
+MAX_SHORT_ANSWER_WORDS = 8
+#: Only the latest turns give referents.
+RECENT_TURNS = 4
+#: Prepositions an appended phrase may follow ("" appends it bare).
+PREPOSITIONS = ("", "of ", "in ", "about ", "besides ", "after ", "for ", "during ", "with ")
+#: Leading words of the last answer appended as context ("besides <the first 8 words>").
+ANSWER_PREFIXES = (4, 8, 14, 30)
+WH_WORDS = frozenset("who whom whose what which when where why how".split())
+DEMONSTRATIVES = frozenset({"that", "this", "these", "those"})
+_SPLIT = re.compile(r"(\W+)")
+_WORDS = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate rewrite and the names of its features."""
+
+    text: str
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A follow-up made self-contained, and how sure the rewriter is of it (0-1)."""
+
+    question: str
+    text: str
+    confidence: float
+
+    @property
+    def changed(self) -> bool:
+        """True when the rewrite differs from the question as asked by more than its tidying."""
+        return self.text != tidy(self.question)
+
+
+def phrases(topic: Sequence[str], history: Sequence[Turn]) -> list[tuple[str, str]]:
+    """Referent candidates as (phrase, where from): the topic's title and section, then recent names."""
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+
+    def add(text: str, source: str) -> None:
+        text = text.strip().strip(",.;:")
+        if text and text.lower() not in seen and len(text) < 80:
+            seen.add(text.lower())
+            out.append((text, source))
+
+    if topic:
+        title = topic[0]
+        add(title, "title")
+        base = re.sub(r"\s*\(.*?\)\s*", " ", title).strip()  # "Hugo (film)" -> "Hugo"
+        add(base, "title_base")
+        words = base.split()
+        if len(words) >= 2:
+            add(words[0], "title_first")
+            add(words[-1], "title_last")
+        if len(topic) > 1:
+            add(topic[1], "section")
+    for k, turn in enumerate(reversed(history[-RECENT_TURNS:])):
+        age = min(k, 2)
+        if turn.answer:
+            for name in names(turn.answer)[:3]:
+                add(name, f"ans_name{age}")
+            short = turn.answer.strip().rstrip(".,")
+            if 0 < len(short.split()) <= MAX_SHORT_ANSWER_WORDS:
+                add(short, f"ans_short{age}")
+        for name in names(turn.question)[:2]:
+            add(name, f"q_name{age}")
+    return out[:MAX_PHRASES]
+
+
+def question_features(question: str, topic: Sequence[str], history: Sequence[Turn]) -> list[str]:
+    """Features of the question itself, shared by all its candidates."""
+    words = [w.lower() for w in _WORDS.findall(question)]
+    out = [f"qlen={min(len(words), 12)}", "wh=" + (words[0] if words and words[0] in WH_WORDS else "other"),
+           f"nturns={min(len(history), 4)}"]
+    title_words = {w.lower() for w in _WORDS.findall(topic[0])} if topic else set()
+    flags = {
+        "q_has_title_word": bool(title_words & set(words)),
+        "q_has_name": bool(names(question)),
+        "q_has_pron": any(w in PRONOUNS for w in words),
+        "q_has_dem": any(w in DEMONSTRATIVES for w in words),
+        "q_else": "else" in words or "other" in words,
+    }
+    return out + [name for name, on in flags.items() if on]
+
+
+def replacements(question: str, topic: Sequence[str], history: Sequence[Turn]) -> list[Candidate]:
+    """Step 1: the question, and each of its first pronouns replaced by each referent candidate."""
+    tokens = _SPLIT.split(question)  # words at even positions
+    common = question_features(question, topic, history)
+    out = [Candidate(question, ("op=copy", *(f"copy&{c}" for c in common)))]
+    last_q = history[-1].question.lower() if history else ""
+    last_a = (history[-1].answer or "").lower() if history else ""
+    where = [i for i, t in enumerate(tokens) if i % 2 == 0 and t.lower() in PRONOUNS][:MAX_PRONOUNS]
+    for nth, i in enumerate(where):
+        kind = PRONOUNS[tokens[i].lower()]
+        following = tokens[i + 2] if i + 2 < len(tokens) else ""
+        for rank, (phrase, source) in enumerate(phrases(topic, history)):
+            if kind.endswith("_pos"):
+                forms = [(f"{phrase}'s", "pos")]
+            elif kind == "person_her":
+                forms = [(f"{phrase}'s", "pos"), (phrase, "obj")]
+            else:
+                forms = [(phrase, "plain")]
+            n_words = min(len(phrase.split()), 5)
+            for text, form in forms:
+                feats = [f"k={kind}", f"src={source}", f"k={kind}&src={source}", f"form={form}",
+                         f"kind={kind}&form={form}", f"nw={n_words}", f"src={source}&nw={n_words}",
+                         f"pi={nth}", f"rank={min(rank, 8)}"]
+                if phrase[:1].isupper():
+                    feats += ["cap", f"k={kind}&cap"]
+                if phrase.lower() in last_q:
+                    feats.append("in_lastq")
+                if last_a and phrase.lower() in last_a:
+                    feats.append("in_lasta")
+                if kind == "person_her" and following[:1].islower():
+                    feats.append(f"her_next_lower&form={form}")
+                if " and " in phrase or phrase.endswith("s"):
+                    feats.append(f"plurallike&k={kind}")
+                rewritten = list(tokens)
+                rewritten[i] = text
+                out.append(Candidate("".join(rewritten), ("op=rep", *(f"rep&{f}" for f in feats + common))))
+    return out
+
+
+def additions(question: str, topic: Sequence[str], history: Sequence[Turn]) -> list[Candidate]:
+    """Step 2: the question, and the question with a phrase of the conversation appended."""
+    referents = [(p, s) for p, s in phrases(topic, history) if not s.startswith("ans_short")][:8]
+    last = history[-1].answer if history else None
+    if last:
+        words = last.strip().rstrip(".").split()
+        referents += [(" ".join(words[:n]), f"lasta{n}") for n in ANSWER_PREFIXES if len(words) > n]
+        if len(words) <= ANSWER_PREFIXES[-1]:
+            referents.append((" ".join(words), "lasta"))
+    common = question_features(question, topic, history)
+    out = [Candidate(question, ("op=none", *(f"none&{c}" for c in common)))]
+    stem = re.sub(r"\s*[?.!]*\s*$", "", question)
+    lowered = question.lower()
+    for rank, (phrase, source) in enumerate(referents):
+        present = phrase.lower() in lowered
+        for prep in PREPOSITIONS:
+            p = prep.strip() or "_"
+            feats = [f"prep={p}", f"src={source}", f"prep={p}&src={source}",
+                     f"nw={min(len(phrase.split()), 8)}",
+                     f"rank={min(rank, 8)}", f"present={present}", f"present={present}&src={source}"]
+            feats += [f"prep={p}&{c}" for c in common] + [f"src={source}&{c}" for c in common] + common
+            out.append(Candidate(f"{stem} {prep}{phrase}?", ("op=app", *(f"app&{f}" for f in feats))))
+    return out
+
+
+def tidy(text: str) -> str:
+    """A capital first letter and a question mark at the end, as people write a question."""
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith("?") else f"{text}?"
+
+
+def softmax(scores: Sequence[float]) -> list[float]:
+    """Probabilities from scores."""
+    top = max(scores)
+    exps = [math.exp(s - top) for s in scores]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The learned weights of both steps, and the bias for leaving the step-2 question as it is."""
+
+    replace: Mapping[str, float]
+    add: Mapping[str, float]
+    keep_bias: float = 0.0
+
+    @classmethod
+    def load(cls, path: str | Path = WEIGHTS_FILE) -> Weights:
+        """Weights from a ``qa-rewriter-1`` JSON file; ValueError when it is not one."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ValueError(f"cannot read the rewriter weights {path} ({err}); "
+                             f"retrain with python -m qa.lab.train_rewriter") from err
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a {FORMAT} weights file; "
+                             f"retrain with python -m qa.lab.train_rewriter")
+        return cls(dict(data["replace"]), dict(data["add"]), float(data.get("keep_bias", 0.0)))
+
+    def to_json(self, **about: object) -> str:
+        """The weights as a ``qa-rewriter-1`` JSON document, with ``about`` (how they were made)."""
+        rounded = {k: {f: round(w, 5) for f, w in sorted(v.items()) if abs(w) >= 1e-5}
+                   for k, v in (("replace", self.replace), ("add", self.add))}
+        return json.dumps({"format": FORMAT, **about, "keep_bias": self.keep_bias, **rounded}, indent=0)
+
+
+def score(weights: Mapping[str, float], candidate: Candidate) -> float:
+    """A candidate's score: the sum of its features' weights."""
+    return sum(weights.get(f, 0.0) for f in candidate.features)
+
+
+class Rewriter:
+    """Makes follow-up questions self-contained with the learned weights (``warm_up`` loads them)."""
+
+    def __init__(self, *, weights: Weights | str | Path | None = None) -> None:
+        if weights is not None and not isinstance(weights, (Weights, str, Path)):
+            raise TypeError("weights must be Weights or the path of a rewriter.json file")
+        self._source = weights
+        self.weights: Weights | None = weights if isinstance(weights, Weights) else None
+
+    def warm_up(self) -> None:
+        """Load the weights file, once."""
+        if self.weights is None:
+            source = self._source if self._source is not None else WEIGHTS_FILE
+            self.weights = Weights.load(source)  # type: ignore[arg-type]
+
+    def rewrite(self, question: str, history: Sequence[Turn], *, topic: Sequence[str] = ()) -> Rewrite:
+        """The question made self-contained from the earlier turns (and the topic's title and section)."""
+        if not history and not topic:
+            return Rewrite(question, question, 1.0)
+        self.warm_up()
+        assert self.weights is not None
+        step1 = replacements(question, topic, history)
+        p1 = softmax([score(self.weights.replace, c) for c in step1])
+        first = max(range(len(step1)), key=p1.__getitem__)
+        step2 = additions(step1[first].text, topic, history)
+        scores = [score(self.weights.add, c) for c in step2]
+        scores[0] += self.weights.keep_bias
+        p2 = softmax(scores)
+        second = max(range(len(step2)), key=p2.__getitem__)
+        return Rewrite(question, tidy(step2[second].text), p1[first] * p2[second])

@@ -1,0 +1,190 @@
+"""Learn the follow-up rewriter's weights (``qa/chat/rewriter.json``) from people's rewrites (CANARD).
+
+``python -m qa.lab.train_rewriter ../shared/data/conversations/canard-dev.json --out qa/chat/rewriter.json``
+
+The file is split by conversation (``QuAC_dialog_id``): a conversation whose id's SHA-256, read as a
+number, is divisible by ``VALIDATION_EVERY`` is validation, the rest trains. Every candidate of
+``qa.chat.rewrite`` is labelled with its sentence BLEU against the person's rewrite, and each step's
+weights are fitted so that a softmax over an item's candidates matches the softmax of those labels
+(temperature ``LABEL_TEMPERATURE``). The bias for leaving a question without an addition is chosen by
+cross-validation over conversations of the training part, for corpus BLEU. Validation is scored
+once, at the end. No pickle: the weights are JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from qa.chat.rewrite import WEIGHTS_FILE, Candidate, Rewriter, Weights, additions, replacements, score, tidy
+from qa.lab.rewrites import RewriteItem, load_rewrites, score_rewrites, topic_and_turns
+
+#: One conversation in this many is validation (by the SHA-256 of its QuAC_dialog_id).
+VALIDATION_EVERY = 5
+#: Temperature of the BLEU labels' softmax (BLEU points).
+LABEL_TEMPERATURE = 3.0
+#: L2 penalty, epochs and learning rate of each step's fit.
+L2 = 1e-4
+EPOCHS = 25
+LEARNING_RATE = 0.05
+#: A feature seen on fewer training items than this gets no weight.
+MIN_FEATURE_COUNT = 3
+#: Biases tried for keeping a question without an addition; the best by cross-validated BLEU is kept.
+KEEP_BIASES = (-3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 1.0)
+#: Conversation folds of the training part for choosing the bias.
+FOLDS = 3
+
+Labelled = list[tuple[list[Candidate], list[float]]]
+
+
+def is_validation(dialog: str) -> bool:
+    """True for the conversations held out for validation (a fixed split by conversation id)."""
+    return int(hashlib.sha256(dialog.encode("utf-8")).hexdigest(), 16) % VALIDATION_EVERY == 0
+
+
+def split(items: Sequence[RewriteItem]) -> tuple[list[RewriteItem], list[RewriteItem]]:
+    """(training, validation) items, split by conversation."""
+    if any(not i.dialog for i in items):
+        raise ValueError("every entry needs its QuAC_dialog_id to split by conversation")
+    return [i for i in items if not is_validation(i.dialog)], [i for i in items if is_validation(i.dialog)]
+
+
+def label(items: Sequence[RewriteItem], step: Callable[..., list[Candidate]],
+          questions: Sequence[str]) -> Labelled:
+    """Each item's candidates for ``step`` (from ``questions``), with sentence BLEU to the rewrite."""
+    import sacrebleu
+
+    out: Labelled = []
+    for item, question in zip(items, questions, strict=True):
+        topic, history = topic_and_turns(item.history)
+        candidates = step(question, topic, history)
+        bleu = [sacrebleu.sentence_bleu(tidy(c.text), [item.rewrite]).score for c in candidates]
+        out.append((candidates, bleu))
+    return out
+
+
+def fit(data: Labelled, *, seed: int = 0) -> dict[str, float]:
+    """Weights whose softmax over each item's candidates matches the softmax of their BLEU labels."""
+    import torch
+
+    counts = Counter(f for candidates, _ in data for f in {f for c in candidates for f in c.features})
+    features = sorted(f for f, n in counts.items() if n >= MIN_FEATURE_COUNT)
+    index = {f: i for i, f in enumerate(features)}
+    tensors = []
+    for candidates, labels in data:
+        x = torch.zeros(len(candidates), len(features))
+        for r, c in enumerate(candidates):
+            for f in c.features:
+                if f in index:
+                    x[r, index[f]] += 1
+        tensors.append((x, torch.softmax(torch.tensor(labels) / LABEL_TEMPERATURE, 0)))
+    torch.manual_seed(seed)
+    w = torch.zeros(len(features), requires_grad=True)
+    opt = torch.optim.Adam([w], lr=LEARNING_RATE)
+    batch = 64
+    for epoch in range(EPOCHS):
+        random.Random(seed + epoch).shuffle(tensors)
+        for b in range(0, len(tensors), batch):
+            opt.zero_grad()
+            loss = sum(-(t * torch.log_softmax(x @ w, 0)).sum() for x, t in tensors[b:b + batch])
+            (loss / batch + L2 * (w * w).sum()).backward()
+            opt.step()
+    return {f: float(v) for f, v in zip(features, w.detach().tolist(), strict=True)}
+
+
+def first_steps(items: Sequence[RewriteItem], weights: dict[str, float]) -> list[str]:
+    """The step-1 choice for each item."""
+    out = []
+    for item in items:
+        topic, history = topic_and_turns(item.history)
+        candidates = replacements(item.question, topic, history)
+        out.append(max(candidates, key=lambda c: score(weights, c)).text)
+    return out
+
+
+def train(items: Sequence[RewriteItem], *, keep_bias: float = 0.0,
+          log: Callable[[str], None] = print) -> Weights:
+    """Both steps' weights from these items (the bias for keeping a question is given)."""
+    t = time.perf_counter()
+    replace = fit(label(items, replacements, [i.question for i in items]))
+    add = fit(label(items, additions, first_steps(items, replace)))
+    log(f"train_rewriter: fitted {len(replace)} + {len(add)} weights on {len(items)} follow-ups "
+        f"in {time.perf_counter() - t:.0f} s")
+    return Weights(replace, add, keep_bias)
+
+
+def rewrite_all(weights: Weights, items: Sequence[RewriteItem]) -> list[str]:
+    """The rewriter's output for each item."""
+    model = Rewriter(weights=weights)
+    out = []
+    for item in items:
+        topic, history = topic_and_turns(item.history)
+        out.append(model.rewrite(item.question, history, topic=topic).text)
+    return out
+
+
+def choose_keep_bias(items: Sequence[RewriteItem], *, folds: int = FOLDS,
+                     log: Callable[[str], None] = print) -> tuple[float, dict[float, float]]:
+    """The keep bias with the best corpus BLEU over conversation folds of ``items``, and each bias's mean."""
+    dialogs = sorted({i.dialog for i in items}, key=lambda d: hashlib.sha256(d.encode("utf-8")).hexdigest())
+    fold_of = {d: n % folds for n, d in enumerate(dialogs)}
+    totals = dict.fromkeys(KEEP_BIASES, 0.0)
+    for k in range(folds):
+        inside = [i for i in items if fold_of[i.dialog] != k]
+        held = [i for i in items if fold_of[i.dialog] == k]
+        weights = train(inside, log=log)
+        for bias in KEEP_BIASES:
+            scored = score_rewrites(held, rewrite_all(Weights(weights.replace, weights.add, bias), held))
+            totals[bias] += scored["rewrite_bleu"] / folds
+        log(f"train_rewriter: fold {k + 1}/{folds}: " + ", ".join(f"{b:+g}: {totals[b] * folds / (k + 1):.2f}"
+                                                                for b in KEEP_BIASES))
+    best = max(KEEP_BIASES, key=totals.__getitem__)
+    return best, totals
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train on the training conversations, report both parts, write the weights."""
+    parser = argparse.ArgumentParser(prog="python -m qa.lab.train_rewriter",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("canard", type=Path, help="a CANARD-format file with QuAC_dialog_id")
+    parser.add_argument("--out", type=Path, default=WEIGHTS_FILE)
+    parser.add_argument("--write-validation", type=Path, metavar="PATH",
+                        help="also write the validation conversations' entries there (for qa eval)")
+    parser.add_argument("--folds", type=int, default=FOLDS,
+                        help="conversation folds for choosing the keep bias")
+    args = parser.parse_args(argv)
+    if args.folds < 2:
+        parser.error("--folds must be at least 2")
+    training, validation = split(load_rewrites(args.canard))
+    if args.write_validation:
+        held = [e for e in json.loads(args.canard.read_text(encoding="utf-8"))
+                if is_validation(str(e.get("QuAC_dialog_id", "")))]
+        args.write_validation.parent.mkdir(parents=True, exist_ok=True)
+        args.write_validation.write_text(json.dumps(held, indent=1) + "\n", encoding="utf-8")
+        print(f"train_rewriter: wrote the {len(held)} validation entries to {args.write_validation}")
+    print(f"train_rewriter: {len(training)} training and {len(validation)} validation follow-ups "
+          f"({len({i.dialog for i in validation})} validation conversations)")
+    bias, means = choose_keep_bias(training, folds=args.folds)
+    weights = train(training, keep_bias=bias)
+    result: dict[str, Any] = {"keep_bias": bias,
+                              "keep_bias_cv": {str(b): round(v, 2) for b, v in means.items()}}
+    for name, part in (("training", training), ("validation", validation)):
+        result[name] = score_rewrites(part, rewrite_all(weights, part))
+        print(f"train_rewriter: {name}: rewrite_bleu {result[name]['rewrite_bleu']}, "
+              f"copy_bleu {result[name]['copy_bleu']}")
+    args.out.write_text(weights.to_json(trained_on=f"{args.canard.name}, conversations not held out",
+                                        validation=result["validation"]) + "\n", encoding="utf-8")
+    print(f"train_rewriter: wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Tests for qa.chat.rewrite: candidate rewrites of a follow-up and the learned choice among them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qa.chat.followup import Turn
+from qa.chat.rewrite import (
+    FORMAT,
+    WEIGHTS_FILE,
+    Rewriter,
+    Weights,
+    additions,
+    phrases,
+    replacements,
+    tidy,
+)
+
+TOPIC = ("Lea Salonga", "1971-1989: Early life and career")
+HISTORY = (Turn("Did she ever go to college?", "She attended the University of the Philippines"),)
+
+
+def test_phrases_come_from_the_topic_first_then_recent_turns() -> None:
+    found = phrases(("Hugo (film)", "Critical reception"), [Turn("Who reviewed it?", "Roger Ebert")])
+    assert found[:3] == [("Hugo (film)", "title"), ("Hugo", "title_base"), ("Critical reception", "section")]
+    assert ("Roger Ebert", "ans_name0") in found
+    assert phrases((), []) == []
+
+
+def test_replacements_put_each_referent_in_place_of_a_pronoun_possessive_when_it_is() -> None:
+    texts = [c.text for c in replacements("What was his role?", TOPIC, HISTORY)]
+    assert texts[0] == "What was his role?"  # leaving it is always a candidate
+    assert "What was Lea Salonga's role?" in texts
+    her = [c.text for c in replacements("Did they meet her?", TOPIC, ())]
+    assert "Did they meet Lea Salonga?" in her and "Did Lea Salonga meet her?" in her
+    assert [c.text for c in replacements("Where was Lea born?", TOPIC, ())] == ["Where was Lea born?"]
+
+
+def test_additions_append_a_phrase_of_the_conversation_after_a_preposition() -> None:
+    texts = [c.text for c in additions("What else did she study?", TOPIC, HISTORY)]
+    assert texts[0] == "What else did she study?"
+    assert "What else did she study besides She attended the University?" in texts
+    assert "What else did she study of Lea Salonga?" in texts
+    assert all(c.features for c in additions("Why?", TOPIC, HISTORY))
+
+
+def test_tidy_writes_a_question_as_people_do() -> None:
+    assert tidy(" did he tour ") == "Did he tour?"
+    assert tidy("Why?") == "Why?"
+
+
+def hand_weights(**add: float) -> Weights:
+    """Weights that replace a person pronoun with the title and add nothing unless told."""
+    title = {"rep&k=person&src=title": 5.0, "rep&k=person_pos&src=title": 5.0}
+    return Weights(title, dict(add), keep_bias=0.0)
+
+
+def test_the_rewriter_follows_its_weights() -> None:
+    rewriter = Rewriter(weights=hand_weights())
+    done = rewriter.rewrite("did she ever tour", HISTORY, topic=TOPIC)
+    assert done.text == "Did Lea Salonga ever tour?" and done.changed and 0 < done.confidence <= 1
+    kept = rewriter.rewrite("Where was Lea Salonga born?", HISTORY, topic=TOPIC)
+    assert kept.text == "Where was Lea Salonga born?" and not kept.changed
+    first = rewriter.rewrite("Who is she?", (), topic=())
+    assert first.text == "Who is she?" and first.confidence == 1.0  # nothing to lean on
+    besides = Rewriter(weights=hand_weights(**{"app&prep=besides&src=lasta4": 9.0}))
+    assert besides.rewrite("What else did she do?", HISTORY, topic=TOPIC).text == (
+        "What else did Lea Salonga do besides She attended the University?")
+
+
+def test_weights_round_trip_through_json_and_bad_files_are_explained(tmp_path: Path) -> None:
+    path = tmp_path / "rewriter.json"
+    path.write_text(hand_weights().to_json(trained_on="a test"), encoding="utf-8")
+    assert json.loads(path.read_text())["format"] == FORMAT
+    assert Weights.load(path) == hand_weights()
+    (tmp_path / "other.json").write_text("{}", encoding="utf-8")
+    for bad in (tmp_path / "other.json", tmp_path / "missing.json"):
+        with pytest.raises(ValueError, match="retrain"):
+            Weights.load(bad)
+    with pytest.raises(TypeError, match="weights must be"):
+        Rewriter(weights=3)  # type: ignore[arg-type]
+
+
+def test_the_shipped_weights_resolve_a_pronoun_to_the_topic() -> None:
+    assert WEIGHTS_FILE.is_file() and WEIGHTS_FILE.stat().st_size < 1_000_000
+    rewriter = Rewriter()
+    rewriter.warm_up()
+    assert "Lea Salonga" in rewriter.rewrite("Did she ever tour?", HISTORY, topic=TOPIC).text
