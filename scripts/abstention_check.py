@@ -22,7 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qa.chat.chatbot import DEFAULT_SOURCES, Chatbot, select_span  # noqa: E402
+from qa.chat.chatbot import DEFAULT_SOURCES, Chatbot  # noqa: E402
+from qa.chat.select import select_span  # noqa: E402
 from qa.lab.bench_corpus import open_domain_retriever, split_check_setup  # noqa: E402
 from qa.lab.squad import f1  # noqa: E402
 from qa.reader.read import Reader  # noqa: E402

@@ -13,15 +13,20 @@ VAL=build/squad-v1-validation.json
 VAL2=build/squad-v2-validation.json
 [ -f "$VAL" ] || python -m qa.lab.train --write-validation "$VAL"
 [ -f "$VAL2" ] || python -m qa.lab.train --write-validation "$VAL2" --squad2
+CANARD=build/canard-validation.json  # the rewriter's held-out conversations (qa.lab.train_rewriter)
+[ -f "$CANARD" ] || python -m qa.lab.train_rewriter "$DATA/conversations/canard-dev.json" \
+  --write-validation "$CANARD" --split-only
+[ -f build/followups/conversations.json ] || python scripts/make_conversations.py build/followups
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(article conversations canard squad1 squad2 calibration bench load hostile readers formats postgres install)
+[ ${#steps[@]} -gt 0 ] || steps=(article conversations followups canard squad1 squad2 calibration bench load hostile readers formats postgres install)
 for step in "${steps[@]}"; do
   echo "== $step" >&2
   case "$step" in
     article) qa eval "$DATA/article_dev.json" --report docs/eval-article.md ;;
     conversations) qa eval "$DATA/article_conversations_dev.json" --report docs/eval-conversations.md ;;
-    canard) qa eval "$DATA/conversations/canard-dev.json" --report docs/eval-canard.md ;;
+    followups) qa eval build/followups/conversations.json --report docs/eval-followups.md ;;
+    canard) qa eval "$CANARD" --report docs/eval-canard.md ;;
     squad1) qa eval "$VAL" --reader-only --report docs/eval-squad-v1.md ;;
     squad2) qa eval "$VAL2" --reader-only --report docs/eval-squad-v2.md ;;
     calibration) qa eval "$VAL2" --calibration 1527 --report docs/calibration.md ;;
@@ -33,7 +38,7 @@ for step in "${steps[@]}"; do
     formats) python scripts/format_check.py --report docs/formats.md ;;
     postgres) python scripts/pg_scale_check.py --report docs/postgres.md ;;
     install) python scripts/install_check.py --report docs/install.md ;;
-    *) echo "unknown step $step (article conversations canard squad1 squad2 calibration bench load hostile readers formats" \
+    *) echo "unknown step $step (article conversations followups canard squad1 squad2 calibration bench load hostile readers formats" \
             "postgres install)" >&2
        exit 2 ;;
   esac

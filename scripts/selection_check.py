@@ -6,7 +6,7 @@ questions from the 30 training-split articles and one from the 10 validation art
 (``qa.lab.train_data.split_squad``), the chatbot's retrieval gives the top passages and the reader each
 one's best span; the table is the whole-pipeline F1 of picking the span with the highest confidence *
 prior ** rank, for each prior (1.0 = confidence alone, 0.0 = the top passage only).
-``qa.chat.chatbot.RANK_PRIOR`` is chosen by the training-split F1 (see its comment).
+``qa.chat.select.RANK_PRIOR`` is chosen by the training-split F1 (see its comment).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from qa.chat.chatbot import select_span  # noqa: E402
+from qa.chat.select import select_span  # noqa: E402
 from qa.lab.bench_corpus import open_domain_retriever, split_check_setup  # noqa: E402
 from qa.lab.squad import f1  # noqa: E402
 from qa.reader.read import Reader  # noqa: E402

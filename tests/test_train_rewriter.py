@@ -65,7 +65,16 @@ def test_training_learns_the_habit_and_writes_json_weights(canard: Path, tmp_pat
         "When did Karen Sparck Jones retire?")
 
 
-def test_folds_below_two_are_refused(canard: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        train_rewriter.main([str(canard), "--folds", "1"])
-    assert "--folds must be at least 2" in capsys.readouterr().err
+def test_the_validation_file_alone_and_bad_arguments(canard: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    held, out = tmp_path / "held.json", tmp_path / "never.json"
+    assert train_rewriter.main([str(canard), "--write-validation", str(held), "--split-only",
+                                "--out", str(out)]) == 0
+    assert {e["QuAC_dialog_id"] for e in json.loads(held.read_text())} == {
+        d for d in {f"C_{n}" for n in range(len(PEOPLE))} if train_rewriter.is_validation(d)}
+    assert not out.exists()
+    for argv, message in (([str(canard), "--folds", "1"], "--folds must be at least 2"),
+                          ([str(canard), "--split-only"], "--split-only goes with --write-validation")):
+        with pytest.raises(SystemExit):
+            train_rewriter.main(argv)
+        assert message in capsys.readouterr().err

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from qa.chat.followup import Turn, is_follow_up, resolve, self_contained, turns
+from qa.chat.followup import Turn, is_follow_up, resolve, turns
+from qa.chat.rewrite import Rewriter
+from qa.chat.select import read_follow_up, read_in_rank_order
 from qa.index.retrieve import DEFAULT_TOP_K, check_mode
 from qa.ingest.chunk import sentence_around
 from qa.ingest.errors import printable
@@ -36,20 +38,6 @@ DEFAULT_SOURCES: tuple[Path, ...] = (PACKAGE_DIR / "seeds",)
 DEFAULT_INDEX_DIR = Path(os.environ.get("QA_INDEX_DIR") or _user_index_dir())
 DEFAULT_MODE = "hybrid"
 MAX_QUESTION_CHARS = 1000
-#: Each retrieved passage's best span competes with its confidence times RANK_PRIOR ** (the passage's
-#: retrieval rank - 1): a confident span in a lower-ranked passage is often about something else.
-#: ``python scripts/selection_check.py`` (700 questions per split, top 3 of all 1,726 SQuAD paragraphs):
-#: training-split F1 85.43 with confidence alone, 86.33 at 0.8, 84.90 at 0.7, 83.12 at 0.6, 77.69 with
-#: the top passage only (held-out articles 66.93, 68.25, 67.56, 66.74, 61.75). On the seed article's
-#: development questions 0.8 gives F1 61.20 against 72.97 at 0.6 (``qa eval
-#: ../shared/data/article_dev.json``): the SQuAD gain does not carry over to news text, so 0.6 stays.
-RANK_PRIOR = 0.6
-#: ``read_in_rank_order`` reads this many top passages first, then one at a time while an unread one
-#: could still win. ONNX Runtime reads one window per call, so reading two together gains nothing:
-#: ``qa bench --sizes '' --answers 0 --cold-runs 0 --open-domain 200`` (top 5 of all 1,726 SQuAD
-#: paragraphs, 2 threads) gives p50 123.7 ms with 1 (1.97 passages read) and 163.0 ms with 2, against
-#: 302.2 ms reading every passage; the same answer 200 times of 200.
-FIRST_READ = 1
 #: ``min_similarity``: abstain when the chosen span's passage has a cosine similarity to the question
 #: below it. Off by default: the reader's own threshold does most of the work. On 500 held-out SQuAD
 #: questions asked with and without their article in the corpus (``python scripts/abstention_check.py``,
@@ -98,19 +86,6 @@ def retrieval_query(question: str, history: Sequence[Turn]) -> str:
     return f"{history[-1].question} {resolve(question, history)}"
 
 
-def select_span(spans: Sequence[Span], hits: Sequence[Hit], *, prior: float = RANK_PRIOR) -> Span | None:
-    """The span with the highest confidence * prior ** (its passage's rank among ``hits``); None if none."""
-    if isinstance(prior, bool) or not isinstance(prior, (int, float)) or not 0 <= prior <= 1:
-        raise ValueError(f"prior must be a number from 0 to 1, got {prior!r}")
-    rank = {h.id: r for r, h in reversed(list(enumerate(hits)))}
-    best, best_key = None, -1.0
-    for span in spans:
-        key = span.score * prior ** rank.get(span.passage_id, len(hits))
-        if key > best_key:
-            best, best_key = span, key
-    return best
-
-
 def _warm(models: Sequence[Any], failed: list[BaseException]) -> None:
     """Warm each model up (those with ``warm_up``), keeping what one raises in ``failed``."""
     try:
@@ -119,33 +94,6 @@ def _warm(models: Sequence[Any], failed: list[BaseException]) -> None:
                 model.warm_up()
     except BaseException as e:  # re-raised by the thread that waits for it
         failed.append(e)
-
-
-def read_in_rank_order(reader: Any, question: str, hits: Sequence[Hit], *, prior: float = RANK_PRIOR,
-                       first: int = FIRST_READ) -> Span | None:
-    """The span ``select_span`` picks among every passage's best span, reading only what can change it.
-
-    Passages are read in rank order, the top ``first`` together, then one at a time, until the best
-    answer so far scores more (confidence x prior ** rank) than any unread passage could: a confidence
-    is at most 1, so a passage at rank r (from 0) scores at most prior ** r. The reader must score a
-    passage the same alone or beside others (``Reader`` runs one window per ONNX Runtime call: it
-    does, bit for bit).
-    """
-    if isinstance(first, bool) or not isinstance(first, int) or first < 1:
-        raise ValueError(f"first must be a positive int, got {first!r}")
-    rank = {h.id: r for r, h in reversed(list(enumerate(hits)))}
-    spans: list[Span] = []
-    best: Span | None = None
-    done = 0
-    while done < len(hits):
-        step = list(hits[done:first if done == 0 else done + 1])
-        spans += reader.read(question, step, top_n=len(step), per_passage=True)
-        spans.sort(key=lambda s: -s.score)  # the order one read of every passage gives (ties: first wins)
-        done += len(step)
-        best = select_span(spans, hits, prior=prior)
-        if best is not None and best.score * prior ** rank.get(best.passage_id, len(hits)) > prior ** done:
-            break
-    return best
 
 
 def _context(span: Span, hits: Sequence[Hit]) -> dict[str, int | None]:
@@ -250,6 +198,8 @@ class Chatbot:
         self._embedder_arg = embedder
         self.log: Log = log or _stderr
         self.reader: Any = None
+        #: Makes follow-ups self-contained for the reader (``qa.chat.rewrite``; its weights load in warm_up).
+        self.rewriter = Rewriter()
         self.index: Any = None
         self.retriever: Any = None
         self._stamps: dict[str, tuple[int, int] | None] = {}
@@ -295,6 +245,7 @@ class Chatbot:
         loading.join()
         if failed:
             raise failed[0]
+        self.rewriter.warm_up()
         self.reader = reader
         self.retriever = retriever
         say("Ready.")
@@ -380,8 +331,9 @@ class Chatbot:
         hits = self.retrieve(text, earlier)
         if not hits:
             return hits, None
-        asked = self_contained(text, earlier)  # the reader sees the follow-up made self-contained
-        return hits, read_in_rank_order(self.reader, asked, hits)
+        if not earlier:
+            return hits, read_in_rank_order(self.reader, text, hits)
+        return hits, read_follow_up(self.reader, self.rewriter.rewrite(text, earlier), earlier, hits)
 
     def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:
         """Answer a question with a span of the documents, or abstain (``text`` None)."""

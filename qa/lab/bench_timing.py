@@ -284,7 +284,7 @@ class _CountingReader:
 def bench_open_domain(embedder: Embedder, cache: VectorCache, path: Path, n: int, top_k: int, *,
                       progress: bool) -> dict[str, Any]:
     """Whole answers over every paragraph of ``path``: reading in rank order vs reading every passage."""
-    from qa.chat.chatbot import read_in_rank_order, select_span
+    from qa.chat.select import read_in_rank_order, select_span
     from qa.reader.read import Reader
 
     data = json.loads(path.read_text(encoding="utf-8"))

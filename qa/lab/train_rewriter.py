@@ -158,11 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=WEIGHTS_FILE)
     parser.add_argument("--write-validation", type=Path, metavar="PATH",
                         help="also write the validation conversations' entries there (for qa eval)")
+    parser.add_argument("--split-only", action="store_true",
+                        help="with --write-validation: write the validation file and stop (no training)")
     parser.add_argument("--folds", type=int, default=FOLDS,
                         help="conversation folds for choosing the keep bias")
     args = parser.parse_args(argv)
     if args.folds < 2:
         parser.error("--folds must be at least 2")
+    if args.split_only and not args.write_validation:
+        parser.error("--split-only goes with --write-validation PATH")
     training, validation = split(load_rewrites(args.canard))
     if args.write_validation:
         held = [e for e in json.loads(args.canard.read_text(encoding="utf-8"))
@@ -170,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.write_validation.parent.mkdir(parents=True, exist_ok=True)
         args.write_validation.write_text(json.dumps(held, indent=1) + "\n", encoding="utf-8")
         print(f"train_rewriter: wrote the {len(held)} validation entries to {args.write_validation}")
+        if args.split_only:
+            return 0
     print(f"train_rewriter: {len(training)} training and {len(validation)} validation follow-ups "
           f"({len({i.dialog for i in validation})} validation conversations)")
     bias, means = choose_keep_bias(training, folds=args.folds)
