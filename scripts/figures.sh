@@ -16,7 +16,7 @@ VAL2=build/squad-v2-validation.json
 CANARD=build/canard-validation.json  # the rewriter's held-out conversations (qa.lab.train_rewriter)
 [ -f "$CANARD" ] || python -m qa.lab.train_rewriter "$DATA/conversations/canard-dev.json" \
   --write-validation "$CANARD" --split-only
-[ -f build/followups/conversations.json ] || python scripts/make_conversations.py build/followups
+[ -f build/followups/squad-followups.json ] || python scripts/make_conversations.py build/followups
 
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(article conversations followups canard squad1 squad2 calibration bench load hostile readers formats postgres install)
@@ -25,7 +25,7 @@ for step in "${steps[@]}"; do
   case "$step" in
     article) qa eval "$DATA/article_dev.json" --report docs/eval-article.md ;;
     conversations) qa eval "$DATA/article_conversations_dev.json" --report docs/eval-conversations.md ;;
-    followups) qa eval build/followups/conversations.json --report docs/eval-followups.md ;;
+    followups) qa eval build/followups/squad-followups.json --report docs/eval-followups.md ;;
     canard) qa eval "$CANARD" --report docs/eval-canard.md ;;
     squad1) qa eval "$VAL" --reader-only --report docs/eval-squad-v1.md ;;
     squad2) qa eval "$VAL2" --reader-only --report docs/eval-squad-v2.md ;;

@@ -1,14 +1,14 @@
 """Write two-turn conversations made from SQuAD validation articles, as a ``qa-conversations-1`` file.
 
 Run ``python scripts/make_conversations.py OUT_DIR`` from the repository root, then ``qa eval
-OUT_DIR/conversations.json --json``. Each held-out SQuAD v1.1 article (``qa.lab.train_data.split_squad``)
+OUT_DIR/squad-followups.json --json``. Each held-out SQuAD v1.1 article (``qa.lab.train_data.split_squad``)
 is written to ``OUT_DIR/articles/`` as one text file, the corpus. A conversation is two questions about
 the same paragraph where the second names the first one's answer: that mention is replaced by a pronoun
 ("it", "they" after a "who" question; "its" / "their" for a possessive), so the second question can only
-be answered by reading the conversation; ``named.json`` holds the same conversations with the name
-written out, the ceiling for resolving the pronoun. Only answers that look like names (capitalised, no
-digits) are used. The gold answers are SQuAD's. No article or question of the project's seed document is
-involved.
+be answered by reading the conversation; ``squad-followups-named.json`` holds the same conversations
+with the name written out, the ceiling for resolving the pronoun. Only answers that look like names
+(capitalised, no digits) are used. The gold answers are SQuAD's. No article or question of the
+project's seed document is involved.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def follow_up(first_question: str, first_answer: str, second_question: str) -> s
 def main(argv: list[str] | None = None) -> int:
     """Write the articles and the conversations file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", help="folder to write articles/ and conversations.json into")
+    parser.add_argument("out", help="folder to write articles/ and squad-followups.json into")
     args = parser.parse_args(argv)
     out = Path(args.out)
     (out / "articles").mkdir(parents=True, exist_ok=True)
@@ -85,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
                             ],
                         })
                     break  # one follow-up per first question
-    for name, convs in (("conversations.json", conversations), ("named.json", named)):
+    for name, convs in (("squad-followups.json", conversations), ("squad-followups-named.json", named)):
         (out / name).write_text(json.dumps({"version": "qa-conversations-1", "source": "articles",
                                             "conversations": convs}, indent=1), encoding="utf-8")
-    print(f"{len(conversations)} conversations from {len(validation)} articles in {out}/conversations.json "
-          f"({out}/named.json: the same with the name instead of the pronoun)")
+    print(f"{len(conversations)} conversations from {len(validation)} articles in {out}/squad-followups.json "
+          f"({out}/squad-followups-named.json: the same with the name instead of the pronoun)")
     return 0
 
 

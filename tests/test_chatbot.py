@@ -45,14 +45,15 @@ def test_clean_question_strips_control_characters_and_keeps_other_scripts() -> N
         clean_question(None)
 
 
-def test_retrieval_query_joins_follow_ups_only() -> None:
+def test_retrieval_query_puts_a_follow_ups_rewrite_after_the_previous_question() -> None:
     hist = [Turn("Who objected to the factory deal?", "the United States")]
+    rewritten = "Why did the United States object?"
     joined = "Who objected to the factory deal? Why did the United States object?"
-    assert retrieval_query("Why did they object?", hist) == joined
-    assert retrieval_query("Why?", hist).startswith("Who objected")
+    assert retrieval_query("Why did they object?", hist, rewritten) == joined
+    assert retrieval_query("Why?", hist, "Why?").startswith("Who objected")
     standalone = "Which president visited Kyiv on Thursday?"
-    assert retrieval_query(standalone, hist) == standalone
-    assert retrieval_query("Why did they object?", []) == "Why did they object?"
+    assert retrieval_query(standalone, hist, standalone + " x") == standalone  # not a follow-up
+    assert retrieval_query("Why did they object?", [], "Why did they object?") == "Why did they object?"
 
 
 def test_constructor_checks_arguments(tmp_path: Path) -> None:

@@ -1,14 +1,10 @@
-"""Follow-up questions: the conversation so far as turns, and a question made self-contained from them.
+"""Follow-up questions: the conversation so far as turns, which questions lean on it, and names in text.
 
 A reader sees one question at a time, so "Why did they object?" after "Who objected to the factory
-deal?" → "the United States" must reach it as "Why did the United States object?". ``resolve`` replaces
-third-person pronouns and "that <noun>" phrases with what they most likely point back to: "he" and
-"she", a name from an earlier "who" answer or question; "they", the last short answer; "it", the last
-short answer unless a "who" question got it, else a name in the last question; "that foundation", the
-earlier name that contains "foundation". ``self_contained`` also fills in elliptical questions ("Why?")
-with the last turn. Plain word rules, no model: ``qa eval CONVERSATIONS --json`` measures them
-(``followup_f1``), and ``python scripts/make_conversations.py DIR`` writes conversations from held-out
-SQuAD articles to measure them on.
+deal?" → "the United States" must reach it made self-contained: ``qa.chat.rewrite`` does that with
+weights learned from people's rewrites. This module gives it the turns (``turns`` accepts every form a
+surface passes: ``Answer``s, pairs, dicts, chat messages), says which questions are follow-ups (a
+pointing word, or very few words: retrieval then reads the previous question too) and finds names.
 """
 
 from __future__ import annotations
@@ -21,9 +17,8 @@ from typing import Any
 #: A question with at most this many words and an earlier turn is a follow-up ("And then?"):
 #: retrieval reads it together with the last question.
 FOLLOW_UP_MAX_WORDS = 3
-#: A follow-up with at most this many content words and no pronoun to resolve is elliptical ("Why?",
-#: "An alternative to what?"): the reader gets it with the last question and answer appended.
-#: Measured by ``qa eval CONVERSATIONS --json`` (followup_f1).
+#: A question with at most this many content words and no name is elliptical ("Why?", "An
+#: alternative to what?"): a follow-up, whatever its length.
 ELLIPSIS_MAX_WORDS = 1
 #: Words that carry no content of their own, for counting an elliptical question's words.
 FUNCTION_WORDS = frozenset(
@@ -32,14 +27,11 @@ FUNCTION_WORDS = frozenset(
 )
 #: Only the latest turns of a history are kept: pronouns point back a few turns, not dozens.
 MAX_HISTORY_TURNS = 20
-#: An earlier answer of at most this many words can stand in for "they" or "it".
-MAX_REFERENT_WORDS = 6
 
 PERSON = frozenset({"he", "she", "him", "his", "her", "hers"})
 PLURAL = frozenset({"they", "them", "their", "theirs"})
 NEUTER = frozenset({"it", "its"})
 THING = PLURAL | NEUTER
-POSSESSIVE = frozenset({"his", "their", "its", "hers", "theirs"})
 DEMONSTRATIVE = frozenset({"that", "this", "these", "those"})
 #: Words that point back to an earlier turn (retrieval then reads the last question too).
 FOLLOW_UP_WORDS = PERSON | THING | DEMONSTRATIVE | frozenset(
@@ -48,8 +40,6 @@ FOLLOW_UP_WORDS = PERSON | THING | DEMONSTRATIVE | frozenset(
 WH_WORDS = frozenset("who whom whose what which when where why how".split())
 #: Lower-case words allowed inside a name ("Bank of England", "Democratic Initiatives Foundation").
 NAME_JOINERS = frozenset({"of", "and", "the", "de", "for", "on"})
-#: Words after "her" that show it is an object, not a possessive ("did they meet her in ...").
-_AFTER_OBJECT = frozenset("in on at to from with for by about as and or but than when if that".split())
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d[\d,.]*|\S")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -164,91 +154,3 @@ _COMMON_STARTS = frozenset(
     "a an the is are was were do does did can could will would should has have had in on at to for "
     "and but or if according".split()
 )
-
-
-def _short(answer: str | None) -> str | None:
-    """An answer short enough to stand in for a pronoun, without a trailing full stop."""
-    if not answer:
-        return None
-    text = answer.strip().rstrip(".")
-    return text if 0 < len(text.split()) <= MAX_REFERENT_WORDS else None
-
-
-def _is_who(question: str) -> bool:
-    """True for questions asking for a person ("Who ...", "Whom ...")."""
-    words = _WORD.findall(question.lower())
-    return bool(words) and words[0] in {"who", "whom", "whose"}
-
-
-def referent(kind: str, history: Sequence[Turn]) -> str | None:
-    """What a pronoun of ``kind`` ("person", "they" or "it") most likely points back to, latest turn first."""
-    for turn in reversed(history):
-        answer = _short(turn.answer)
-        if kind == "person":
-            if answer and _is_who(turn.question) and names(answer):
-                return answer
-            asked = [n for n in names(turn.question) if len(n.split()) >= 2] or names(turn.question)
-            if _is_who(turn.question) and asked:
-                return asked[0]
-        else:
-            # "it" is seldom the person or group a "who" question was answered with ("they" is)
-            if answer and not (kind == "it" and _is_who(turn.question)):
-                return answer
-            asked = names(turn.question)
-            if asked:
-                return asked[0]
-    return None
-
-
-def _noun_phrase(noun: str, history: Sequence[Turn]) -> str | None:
-    """The earlier name that contains ``noun`` ("foundation" → "Democratic Initiatives Foundation")."""
-    for turn in reversed(history):
-        for text in (turn.answer or "", turn.question):
-            for name in names(text):
-                if noun.lower() in (w.lower() for w in name.split()):
-                    return name
-    return None
-
-
-def self_contained(question: str, history: Sequence[Turn]) -> str:
-    """The question as the reader should see it: pronouns resolved, ellipsis filled from the last turn."""
-    resolved = resolve(question, history)
-    if resolved != question or not history:
-        return resolved
-    if not elliptical(question):
-        return question
-    last = history[-1]
-    return " ".join(part for part in (question, last.question, last.answer) if part)
-
-
-def resolve(question: str, history: Sequence[Turn]) -> str:
-    """The question with its pronouns and "that <noun>" phrases replaced from the conversation."""
-    if not history:
-        return question
-    tokens = re.split(r"(\W+)", question)  # words at even positions, separators at odd ones
-    out = list(tokens)
-    words = [(i, t) for i, t in enumerate(tokens) if i % 2 == 0 and t]
-    changed = False
-    for n, (i, word) in enumerate(words):
-        low = word.lower()
-        following = words[n + 1][1] if n + 1 < len(words) else ""
-        if low in DEMONSTRATIVE and following[:1].islower() and following.lower() not in _AFTER_OBJECT:
-            phrase = _noun_phrase(following, history)
-            if phrase:
-                out[i] = "the"
-                out[words[n + 1][0]] = phrase
-                changed = True
-            continue
-        kind = "person" if low in PERSON else "they" if low in PLURAL else "it" if low in NEUTER else None
-        if kind is None:
-            continue
-        target = referent(kind, history)
-        if target is None:
-            continue
-        possessive = low in POSSESSIVE or (
-            low == "her" and bool(following) and following[:1].islower()
-            and following.lower() not in _AFTER_OBJECT
-        )
-        out[i] = f"{target}'s" if possessive else target
-        changed = True
-    return "".join(out) if changed else question

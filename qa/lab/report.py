@@ -210,8 +210,8 @@ def _eval_rows(r: dict[str, Any], title: str) -> list[tuple[str, Any]]:
     if r.get("followup_f1") is not None:
         parts.append(f"first turn F1 {r.get('first_turn_f1')}, follow-ups F1 {r['followup_f1']}")
     if r.get("rewrite_bleu") is not None:
-        parts.append(f"rewrite BLEU {r['rewrite_bleu']} (the questions unchanged {r['copy_bleu']}), "
-                     f"exact match {r['rewrite_exact_match']} %")
+        parts.append(f"rewrite BLEU {r['rewrite_bleu']} (unchanged {r['copy_bleu']}, first pronoun to title "
+                     f"{r.get('title_bleu')}), exact match {r['rewrite_exact_match']} %")
     if r.get("ece") is not None:
         parts.append(f"expected calibration error {r['ece']}")
     return [(title, ", ".join(parts))] if parts else []
