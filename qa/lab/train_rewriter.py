@@ -27,6 +27,9 @@ from typing import Any
 from qa.chat.rewrite import WEIGHTS_FILE, Candidate, Rewriter, Weights, additions, replacements, score, tidy
 from qa.lab.rewrites import RewriteItem, load_rewrites, score_rewrites, topic_and_turns
 
+#: Where the training data comes from and its licence, carried in the weights file.
+ATTRIBUTION = ("CANARD (Elgohary, Peskov and Boyd-Graber, EMNLP 2019), questions from QuAC "
+               "(Choi et al., EMNLP 2018) about Wikipedia; CC BY-SA 4.0")
 #: One conversation in this many is validation (by the SHA-256 of its QuAC_dialog_id).
 VALIDATION_EVERY = 5
 #: Temperature of the BLEU labels' softmax (BLEU points).
@@ -187,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"train_rewriter: {name}: rewrite_bleu {result[name]['rewrite_bleu']}, "
               f"copy_bleu {result[name]['copy_bleu']}")
     args.out.write_text(weights.to_json(trained_on=f"{args.canard.name}, conversations not held out",
-                                        validation=result["validation"]) + "\n", encoding="utf-8")
+                                        attribution=ATTRIBUTION, validation=result["validation"]) + "\n",
+                        encoding="utf-8")
     print(f"train_rewriter: wrote {args.out}")
     return 0
 
