@@ -77,7 +77,12 @@ def test_weights_round_trip_through_json_and_bad_files_are_explained(tmp_path: P
     assert json.loads(path.read_text())["format"] == FORMAT
     assert Weights.load(path) == hand_weights()
     (tmp_path / "other.json").write_text("{}", encoding="utf-8")
-    for bad in (tmp_path / "other.json", tmp_path / "missing.json"):
+    (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
+    (tmp_path / "cut.json").write_text(json.dumps({"format": FORMAT, "replace": {}}), encoding="utf-8")
+    (tmp_path / "text.json").write_text(json.dumps({"format": FORMAT, "replace": {"a": "x"}, "add": {}}),
+                                        encoding="utf-8")
+    for name in ("other", "list", "cut", "text", "missing"):
+        bad = tmp_path / f"{name}.json"
         with pytest.raises(ValueError, match="retrain"):
             Weights.load(bad)
     with pytest.raises(TypeError, match="weights must be"):

@@ -8,7 +8,7 @@ pronoun, with a phrase from where in the conversation):
    the conversation (the topic's title, a name or short answer of an earlier turn), possessive when
    the pronoun is.
 2. ``additions``: the step-1 question unchanged, or with a phrase of the conversation appended after a
-   preposition ("What else did Sven Hedin do besides meeting Adolf Hitler?").
+   preposition ("What else did Sven Hedin do besides Adolf Hitler?").
 
 The weights (``rewriter.json`` beside this file) are learned from people's rewrites of real follow-ups
 (CANARD) by ``python -m qa.lab.train_rewriter``; ``qa eval CANARD_FILE --json`` measures them.
@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.chat.followup import Turn, names
+from qa.chat.followup import DEMONSTRATIVE, WH_WORDS, Turn, names
 
 #: The shipped weights.
 WEIGHTS_FILE = Path(__file__).with_name("rewriter.json")
@@ -47,8 +47,6 @@ RECENT_TURNS = 4
 PREPOSITIONS = ("", "of ", "in ", "about ", "besides ", "after ", "for ", "during ", "with ")
 #: Leading words of the last answer appended as context ("besides <the first 8 words>").
 ANSWER_PREFIXES = (4, 8, 14, 30)
-WH_WORDS = frozenset("who whom whose what which when where why how".split())
-DEMONSTRATIVES = frozenset({"that", "this", "these", "those"})
 _SPLIT = re.compile(r"(\W+)")
 _WORDS = re.compile(r"\w+")
 
@@ -120,7 +118,7 @@ def question_features(question: str, topic: Sequence[str], history: Sequence[Tur
         "q_has_title_word": bool(title_words & set(words)),
         "q_has_name": bool(names(question)),
         "q_has_pron": any(w in PRONOUNS for w in words),
-        "q_has_dem": any(w in DEMONSTRATIVES for w in words),
+        "q_has_dem": any(w in DEMONSTRATIVE for w in words),
         "q_else": "else" in words or "other" in words,
     }
     return out + [name for name, on in flags.items() if on]
@@ -221,10 +219,14 @@ class Weights:
         except (OSError, ValueError) as err:
             raise ValueError(f"cannot read the rewriter weights {path} ({err}); "
                              f"retrain with python -m qa.lab.train_rewriter") from err
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a {FORMAT} weights file; "
-                             f"retrain with python -m qa.lab.train_rewriter")
-        return cls(dict(data["replace"]), dict(data["add"]), float(data.get("keep_bias", 0.0)))
+        try:
+            if data.get("format") != FORMAT:
+                raise ValueError(f"its format is not {FORMAT}")
+            return cls({f: float(w) for f, w in data["replace"].items()},
+                       {f: float(w) for f, w in data["add"].items()}, float(data.get("keep_bias", 0.0)))
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path} is not a {FORMAT} weights file ({err}); "
+                             f"retrain with python -m qa.lab.train_rewriter") from err
 
     def to_json(self, **about: object) -> str:
         """The weights as a ``qa-rewriter-1`` JSON document, with ``about`` (how they were made)."""
