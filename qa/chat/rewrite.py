@@ -132,10 +132,11 @@ def replacements(question: str, topic: Sequence[str], history: Sequence[Turn]) -
     last_q = history[-1].question.lower() if history else ""
     last_a = (history[-1].answer or "").lower() if history else ""
     where = [i for i, t in enumerate(tokens) if i % 2 == 0 and t.lower() in PRONOUNS][:MAX_PRONOUNS]
+    referents = phrases(topic, history) if where else []
     for nth, i in enumerate(where):
         kind = PRONOUNS[tokens[i].lower()]
         following = tokens[i + 2] if i + 2 < len(tokens) else ""
-        for rank, (phrase, source) in enumerate(phrases(topic, history)):
+        for rank, (phrase, source) in enumerate(referents):
             if kind.endswith("_pos"):
                 forms = [(f"{phrase}'s", "pos")]
             elif kind == "person_her":
@@ -240,6 +241,16 @@ def score(weights: Mapping[str, float], candidate: Candidate) -> float:
     return sum(weights.get(f, 0.0) for f in candidate.features)
 
 
+def choose(weights: Mapping[str, float], candidates: Sequence[Candidate], *,
+           keep_bias: float = 0.0) -> tuple[Candidate, float]:
+    """The best-scoring candidate and its softmax probability; ``keep_bias`` favours the first (unchanged)."""
+    scores = [score(weights, c) for c in candidates]
+    scores[0] += keep_bias
+    probabilities = softmax(scores)
+    best = max(range(len(candidates)), key=probabilities.__getitem__)
+    return candidates[best], probabilities[best]
+
+
 class Rewriter:
     """Makes follow-up questions self-contained with the learned weights (``warm_up`` loads them)."""
 
@@ -261,12 +272,7 @@ class Rewriter:
             return Rewrite(question, question, 1.0)
         self.warm_up()
         assert self.weights is not None
-        step1 = replacements(question, topic, history)
-        p1 = softmax([score(self.weights.replace, c) for c in step1])
-        first = max(range(len(step1)), key=p1.__getitem__)
-        step2 = additions(step1[first].text, topic, history)
-        scores = [score(self.weights.add, c) for c in step2]
-        scores[0] += self.weights.keep_bias
-        p2 = softmax(scores)
-        second = max(range(len(step2)), key=p2.__getitem__)
-        return Rewrite(question, tidy(step2[second].text), p1[first] * p2[second])
+        first, p1 = choose(self.weights.replace, replacements(question, topic, history))
+        second, p2 = choose(self.weights.add, additions(first.text, topic, history),
+                            keep_bias=self.weights.keep_bias)
+        return Rewrite(question, tidy(second.text), p1 * p2)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from qa.chat.rewrite import WEIGHTS_FILE, Candidate, Rewriter, Weights, additions, replacements, score, tidy
+from qa.chat.rewrite import WEIGHTS_FILE, Candidate, Rewriter, Weights, additions, choose, replacements, tidy
 from qa.lab.rewrites import RewriteItem, load_rewrites, score_rewrites, topic_and_turns
 
 #: Where the training data comes from and its licence, carried in the weights file.
@@ -108,8 +108,7 @@ def first_steps(items: Sequence[RewriteItem], weights: dict[str, float]) -> list
     out = []
     for item in items:
         topic, history = topic_and_turns(item.history)
-        candidates = replacements(item.question, topic, history)
-        out.append(max(candidates, key=lambda c: score(weights, c)).text)
+        out.append(choose(weights, replacements(item.question, topic, history))[0].text)
     return out
 
 
