@@ -74,7 +74,21 @@ def test_the_validation_file_alone_and_bad_arguments(canard: Path, tmp_path: Pat
         d for d in {f"C_{n}" for n in range(len(PEOPLE))} if train_rewriter.is_validation(d)}
     assert not out.exists()
     for argv, message in (([str(canard), "--folds", "1"], "--folds must be at least 2"),
-                          ([str(canard), "--split-only"], "--split-only goes with --write-validation")):
+                          ([str(canard), "--split-only"], "--split-only goes with --write-validation"),
+                          ([str(canard), "--cv-only", "--write-validation", str(held)],
+                           "--cv-only writes nothing")):
         with pytest.raises(SystemExit):
             train_rewriter.main(argv)
         assert message in capsys.readouterr().err
+
+
+def test_cross_validation_alone_prints_each_bias_and_writes_nothing(
+        canard: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "never.json"
+    assert train_rewriter.main([str(canard), "--cv-only", "--folds", "2", "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["folds"] == 2 and result["training_follow_ups"] < len(entries())
+    assert set(result["cv_rewrite_bleu"]) == {str(b) for b in train_rewriter.KEEP_BIASES}
+    assert result["cv_rewrite_bleu"][str(result["best_keep_bias"])] == max(result["cv_rewrite_bleu"].values())
+    assert max(result["cv_rewrite_bleu"].values()) > 50  # the habit is learned on the other fold
+    assert not out.exists()

@@ -1,6 +1,8 @@
 """Learn the follow-up rewriter's weights (``qa/chat/rewriter.json``) from people's rewrites (CANARD).
 
 ``python -m qa.lab.train_rewriter ../shared/data/conversations/canard-dev.json --out qa/chat/rewriter.json``
+(``--cv-only`` measures a change to the candidates or features by cross-validation on the training
+conversations alone, and writes nothing.)
 
 The file is split by conversation (``QuAC_dialog_id``): a conversation whose id's SHA-256, read as a
 number, is divisible by ``VALIDATION_EVERY`` is validation, the rest trains. Every candidate of
@@ -164,11 +166,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --write-validation: write the validation file and stop (no training)")
     parser.add_argument("--folds", type=int, default=FOLDS,
                         help="conversation folds for choosing the keep bias")
+    parser.add_argument("--cv-only", action="store_true",
+                        help="print the cross-validated BLEU of each keep bias on the training conversations "
+                             "and stop: measures a change to the candidates or features, writes nothing and "
+                             "never scores validation")
     args = parser.parse_args(argv)
     if args.folds < 2:
         parser.error("--folds must be at least 2")
     if args.split_only and not args.write_validation:
         parser.error("--split-only goes with --write-validation PATH")
+    if args.cv_only and (args.split_only or args.write_validation):
+        parser.error("--cv-only writes nothing; leave out --write-validation and --split-only")
     training, validation = split(load_rewrites(args.canard))
     if args.write_validation:
         held = [e for e in json.loads(args.canard.read_text(encoding="utf-8"))
@@ -181,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"train_rewriter: {len(training)} training and {len(validation)} validation follow-ups "
           f"({len({i.dialog for i in validation})} validation conversations)")
     bias, means = choose_keep_bias(training, folds=args.folds)
+    if args.cv_only:
+        print(json.dumps({"folds": args.folds, "training_follow_ups": len(training), "best_keep_bias": bias,
+                          "cv_rewrite_bleu": {str(b): round(v, 2) for b, v in means.items()}}))
+        return 0
     weights = train(training, keep_bias=bias)
     result: dict[str, Any] = {"keep_bias": bias,
                               "keep_bias_cv": {str(b): round(v, 2) for b, v in means.items()}}
