@@ -199,6 +199,8 @@ def test_calibrate_reader_command_writes_the_models_confidence(tiny_model_dir: P
     mix = used["map_cross_validated"]
     assert mix["mix"]["answerable"] == 32 and mix["folds"] == 2
     assert used["threshold_margin"] == dry["threshold_margin"], "the map never moves the threshold"
+    assert (used["slope"], used["intercept"]) == (dry["slope"], dry["intercept"]), "spans keep the file's map"
+    assert used["shown_slope"] > 0 and dry["shown_slope"] is None, "people are shown the use-mix map"
     assert calibrate_reader.main([str(v2), "--reader", str(folder), "--dry-run", "--folds", "3"]) == 2
     assert "folds must be" in capsys.readouterr().err
     assert calibrate_reader.main([str(v2), "--reader", str(folder), "--json", "--plot", str(plot)]) == 0

@@ -95,6 +95,20 @@ def test_ask_abstains_below_threshold(tmp_path, article_dir, fake_embedder, fake
     assert tuple(hits) == answer.passages and span is not None and span.score == answer.score
 
 
+def test_people_see_the_readers_shown_confidence_and_the_spans_score_decides(tmp_path, article_dir,
+                                                                            fake_embedder, fake_reader):
+    bot = make_bot(tmp_path, article_dir, fake_embedder, fake_reader)
+    plain = bot.ask("What do drones and engines have to do with Turkey?")
+    assert plain.text is not None
+    fake_reader.shown = lambda span: round(1 - span.score / 2, 6)  # any map of the span, for the test
+    shown = bot.ask("What do drones and engines have to do with Turkey?")
+    assert shown.text == plain.text and shown.start == plain.start, "the span's own score picks the answer"
+    assert shown.score == round(1 - plain.score / 2, 6) and shown.to_dict()["score"] == round(shown.score, 4)
+    fake_reader.threshold = 1.01  # abstention still compares the span's score with the threshold
+    withheld = bot.ask("What do drones and engines have to do with Turkey?")
+    assert withheld.abstained and withheld.score == shown.score
+
+
 def test_follow_up_retrieves_with_the_earlier_turn(tmp_path, article_dir, fake_embedder, fake_reader):
     bot = make_bot(tmp_path, article_dir, fake_embedder, fake_reader, top_k=1)
     first = bot.ask("Who objected to the factory deal?")
@@ -182,7 +196,11 @@ def test_default_chatbot_says_the_article_does_not_say(tmp_path):
     bot = Chatbot(index_dir=tmp_path / "index", log=lambda m: None)
     answer = bot.ask("What is the capital of Australia?")
     assert answer.abstained, (answer.text, answer.score)
-    assert answer.score < bot.reader.threshold and answer.passages
+    _, span = bot.candidate("What is the capital of Australia?")
+    assert span is not None and span.score < bot.reader.threshold and answer.passages
+    # the number shown is the shipped use-mix map's, below the one it shows at the threshold
+    assert answer.score == pytest.approx(bot.reader.confidence.shown(span.margin))
+    assert answer.score < bot.reader.confidence.shown(bot.reader.confidence.threshold_margin)
     # where the reader still answers, its calibrated confidence says the answer is more likely wrong
     answer = bot.ask("Who won the 2018 FIFA World Cup?")
     assert answer.abstained or answer.score < 0.5, (answer.text, answer.score)

@@ -30,3 +30,20 @@ def test_confidence_file_round_trip_and_errors(tmp_path: Path) -> None:
         Confidence(threshold_margin=0.0, slope=-1.0, intercept=0.0)
     with pytest.raises(ValueError, match="finite"):
         Confidence(threshold_margin=math.nan, slope=1.0, intercept=0.0)
+
+
+def test_a_shown_map_is_stored_beside_the_spans_map(tmp_path: Path) -> None:
+    spans_only = Confidence(threshold_margin=0.0, slope=0.5, intercept=-1.0)
+    assert spans_only.shown(2.0) == spans_only.probability(2.0), "without a shown map, people see the spans'"
+    assert "shown_slope" not in json.loads(spans_only.save(tmp_path).read_text())
+    both = Confidence(threshold_margin=0.0, slope=0.5, intercept=-1.0, shown_slope=0.4, shown_intercept=0.3)
+    both.save(tmp_path)
+    assert Confidence.load(tmp_path) == both
+    assert both.shown(2.0) == pytest.approx(1 / (1 + math.exp(-(0.4 * 2.0 + 0.3))))
+    assert both.probability(2.0) == spans_only.probability(2.0) and both.threshold == spans_only.threshold
+    with pytest.raises(ValueError, match="go together"):
+        Confidence(threshold_margin=0.0, slope=0.5, intercept=-1.0, shown_slope=0.4)
+    with pytest.raises(ValueError, match="shown_slope must be positive"):
+        Confidence(threshold_margin=0.0, slope=0.5, intercept=-1.0, shown_slope=-0.4, shown_intercept=0.0)
+    with pytest.raises(ValueError, match="shown_intercept must be a finite number"):
+        Confidence(threshold_margin=0.0, slope=0.5, intercept=-1.0, shown_slope=0.4, shown_intercept=math.inf)

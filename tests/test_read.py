@@ -189,6 +189,27 @@ def test_answer_applies_threshold(tiny_model_dir: Path) -> None:
     assert high.read(q, ps)[0] == best  # read always returns the best, even below threshold
 
 
+def test_people_see_the_shown_map_while_spans_keep_theirs(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from qa.reader.confidence import Confidence
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    q, ps = "Who kept the log?", _passages()
+    bare = Reader(model=folder)
+    span = bare.read(q, ps)[0]
+    assert bare.shown(span) == span.score  # no confidence.json: people see the span's score
+    conf = Confidence(threshold_margin=-1.0, slope=0.2, intercept=-1.0, shown_slope=0.2, shown_intercept=0.5)
+    conf.save(folder)
+    calibrated = Reader(model=folder)
+    span = calibrated.read(q, ps)[0]
+    assert span.margin is not None and span.score == pytest.approx(conf.probability(span.margin), abs=1e-6)
+    assert calibrated.shown(span) == pytest.approx(conf.shown(span.margin))
+    assert calibrated.shown(span) > span.score  # the use-mix map's intercept is higher
+    assert calibrated.threshold == pytest.approx(conf.probability(-1.0)), "the threshold is the spans' map"
+
+
 def _brute_force(reader: Reader, enc, start, end) -> tuple[float, int, int, int]:
     """Best (confidence, window, start token, end token) by looping over every pair, in plain Python."""
     best = (-1.0, -1, -1, -1)

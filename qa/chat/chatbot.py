@@ -79,6 +79,16 @@ def clean_question(question: Any) -> str:
     return text
 
 
+def shown_confidence(reader: Any, span: Span) -> float:
+    """The confidence people see for a span: the reader's ``shown`` map (``qa.reader.read``), else its score.
+
+    The span's own score picks it and decides abstention; a reader calibrated with ``qa calibrate-reader
+    --map use`` shows a number fitted on the questions people ask (mostly answerable) instead.
+    """
+    shown = getattr(reader, "shown", None)
+    return float(shown(span)) if callable(shown) else span.score
+
+
 def retrieval_query(question: str, history: Sequence[Turn], rewritten: str) -> str:
     """The text to retrieve with: a follow-up's rewrite (``qa.chat.rewrite``) after the previous question.
 
@@ -352,9 +362,9 @@ class Chatbot:
         if not hits:
             return Answer(question=text, text=None, score=0.0, start=None, end=None, source=None)
         similarity = next((h.score for h in hits if best is not None and h.id == best.passage_id), 1.0)
+        score = shown_confidence(self.reader, best) if best is not None else 0.0
         if best is None or best.score < self.reader.threshold or similarity < self.min_similarity:
-            score = best.score if best is not None else 0.0
             return Answer(text, None, score, None, None, None, tuple(hits))
-        return Answer(text, best.text, best.score, best.start, best.end, best.source, tuple(hits),
+        return Answer(text, best.text, score, best.start, best.end, best.source, tuple(hits),
                       passage_id=best.passage_id, page=_page(self._page_breaks, best.source, best.start),
                       **_context(best, hits))

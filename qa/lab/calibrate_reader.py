@@ -1,13 +1,14 @@
 """``qa calibrate-reader``: fit and store a reader's abstention threshold and its confidence map.
 
-The threshold comes from the SQuAD 2.0 file given (``qa.lab.calibrate.calibrate``: its best-F1 rule),
-and so, by default, does the map. ``--map use`` fits the map on the use mix of that file's questions
-instead (``qa.lab.use_mix``: mostly answerable, some off-topic, a stated share written to be
-unanswerable), what people asking about their own documents meet. It is not the default because the
-chatbot compares confidences when it picks between passages (each rank below the first weighs 0.6), so
-a map of another shape picks other answers: on the article's development questions the use-mix map
-gave F1 72.97 against 78.85 (``qa eval ../shared/data/article_dev.json``). ``--folds K`` cross-validates
-the rule and the map with whole articles as folds.
+The threshold and the spans' map come from the SQuAD 2.0 file given (``qa.lab.calibrate.calibrate``:
+its best-F1 rule). ``--map use`` also fits the map people are shown on the use mix of that file's
+questions (``qa.lab.use_mix``: mostly answerable, some off-topic, a stated share written to be
+unanswerable), what people asking about their own documents meet, and stores it as ``shown_slope`` and
+``shown_intercept``. The spans keep the file's map because the chatbot compares their scores when it
+picks between passages (each rank below the first weighs 0.6): scored with the use-mix map it picked
+other answers on the article's development questions (F1 72.97 against 78.85, ``qa eval
+../shared/data/article_dev.json``). ``--folds K`` cross-validates the rule and both maps with whole
+articles as folds.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,6 @@ from qa.lab.calibrate import (
     RIGHT_F1,
     calibrate,
     check_folds,
-    confidences,
     cross_fitted,
     cross_validate,
     figures,
@@ -51,9 +51,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="choose the best-F1 threshold among those that withhold at most PCT %% of the "
                         "answerable questions (default: the plain best-F1 threshold of SQuAD 2.0)")
     p.add_argument("--map", choices=MAPS, default="file",
-                   help=f"fit the confidence map on the file as it is (the default) or on its use mix "
-                        f"({100 * OFF_TOPIC_SHARE:g} %% off-topic, {100 * UNANSWERABLE_SHARE:g} %% written "
-                        f"to be unanswerable, the rest answerable)")
+                   help=f"show people the map fitted on the file as it is (the default) or the map fitted "
+                        f"on its use mix ({100 * OFF_TOPIC_SHARE:g} %% off-topic, "
+                        f"{100 * UNANSWERABLE_SHARE:g} %% written to be unanswerable, the rest answerable); "
+                        f"spans are scored with the file's map either way")
     p.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
     p.add_argument("--folds", type=int, default=None, metavar="K",
                    help="also cross-validate the rule and the map with whole articles as K folds: fitted "
@@ -65,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _use_map(items: list, rows: list, reader: Any, confidence: Confidence, folds: int | None,
              progress: bool) -> tuple[Confidence, dict[str, Any] | None, list[float], list[bool]]:
-    """The confidence with its map refitted on the use mix (its off-topic pairs read here)."""
+    """The confidence with a shown map fitted on the use mix (its off-topic pairs read here)."""
     mixed = use_mix(items)
     by_qid = {it.qid: r for it, r in zip(items, rows, strict=True)}
     off = iter(measure([it for kind, it in mixed if kind == "off-topic"], reader, progress=progress))
@@ -73,15 +74,14 @@ def _use_map(items: list, rows: list, reader: Any, confidence: Confidence, folds
     kinds, groups = [k for k, _ in mixed], [it.title for _, it in mixed]
     slope, intercept = fit_map(mix_rows)
     counts = {k: kinds.count(k) for k in dict.fromkeys(kinds)}
-    fitted_on = (f"{confidence.fitted_on}; map: the use mix of its questions "
+    fitted_on = (f"{confidence.fitted_on}; shown map: the use mix of its questions "
                  f"({', '.join(f'{n} {k}' for k, n in counts.items())})")
     validated = None if folds is None else cross_validate_map(
         mix_rows, kinds, groups, folds=folds, threshold_margin=confidence.threshold_margin,
         file_rows=rows, file_groups=[it.title for it in items])
     shown = [(m, f, a) for m, f, a in mix_rows if m >= confidence.threshold_margin]
-    conf = Confidence(confidence.threshold_margin, slope, intercept, fitted_on, confidence.figures)
-    return (conf, validated, confidences(conf, [m for m, _, _ in shown]),
-            [a and f >= RIGHT_F1 for _, f, a in shown])
+    conf = replace(confidence, fitted_on=fitted_on, shown_slope=slope, shown_intercept=intercept)
+    return (conf, validated, [conf.shown(m) for m, _, _ in shown], [a and f >= RIGHT_F1 for _, f, a in shown])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 diagram = reliability(shown, right)
         measured = {**confidence.figures, **figures(rows, confidence, held), "map": args.map,
                     "precision": reader.precision}
-        confidence = Confidence(confidence.threshold_margin, confidence.slope, confidence.intercept,
-                                confidence.fitted_on, measured)
+        confidence = replace(confidence, figures=measured)
         if args.plot:
             plot_reliability(diagram, args.plot, title=f"{folder.name}, {Path(args.file).name} (held out)")
         if not args.dry_run:

@@ -146,6 +146,12 @@ class Reader:
         """Answers whose confidence is below this are withheld by ``answer`` (and by the chatbot)."""
         return self._threshold
 
+    def shown(self, span: Span) -> float:
+        """The confidence people see for one of this reader's spans (``Confidence.shown`` of its margin)."""
+        if self.confidence is None or span.margin is None:
+            return span.score
+        return self.confidence.shown(span.margin)
+
     def warm_up(self) -> None:
         """Load the model and its tokenizer (once)."""
         if self.model is not None:
