@@ -270,6 +270,12 @@ class CandidateChatbot(FakeChatbot):
         hits = self.hits(question)
         return hits, self.reader.read(question, hits)[0]
 
+    def reply(self, question: str, hits: list[Hit], best: Span | None) -> Answer:
+        """``ask``'s answer from the candidate, showing another number than the span's score (a shown map)."""
+        if best is None or best.score < self.reader.threshold:
+            return Answer(question, None, 0.0, None, None, None, tuple(hits))
+        return Answer(question, best.text, best.score / 2, best.start, best.end, best.source, tuple(hits))
+
 
 def test_evaluate_full_pipeline_and_recall(squad_file: Path) -> None:
     FakeChatbot.made.clear()
@@ -293,7 +299,8 @@ def test_evaluate_full_pipeline_best_threshold(squad_file: Path) -> None:
     assert plain["best_f1"] is None and plain["no_abstention_f1"] is None  # no candidate() to ask
     result = evaluate(squad_file, reader_only=False, reader=FakeReader(TABLE),
                       chatbot_factory=CandidateChatbot, progress=False)
-    # answered: q1 .9, q2 .8, q4 .95, q6's first word .1 (wrong paragraph); abstained: q3 .1, q5 (half) .1
+    # answered: q1 .9, q2 .8, q4 .95, q6's first word .1 (wrong paragraph); abstained: q3 .1, q5 (half) .1;
+    # the threshold is in the spans' scores (what abstention compares), not the number the answers show
     assert result["best_f1_threshold"] == 0.8 and result["best_f1"] >= result["f1"]
     assert result["best_f1"] == pytest.approx(100 * (1 + 2 / 3 + 1 + 1) / 6, abs=0.01)
 

@@ -358,7 +358,14 @@ class Chatbot:
     def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:
         """Answer a question with a span of the documents, or abstain (``text`` None)."""
         text = clean_question(question)
-        hits, best = self.candidate(text, history)
+        return self.reply(text, *self.candidate(text, history))
+
+    def reply(self, question: str, hits: Sequence[Hit], best: Span | None) -> Answer:
+        """The answer ``ask`` gives from ``candidate``'s passages and span (abstaining below threshold).
+
+        The span's own score decides; the answer carries the confidence people see (``shown_confidence``).
+        """
+        text = clean_question(question)
         if not hits:
             return Answer(question=text, text=None, score=0.0, start=None, end=None, source=None)
         similarity = next((h.score for h in hits if best is not None and h.id == best.passage_id), 1.0)

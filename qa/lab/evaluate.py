@@ -122,14 +122,17 @@ def evaluate(
                                   **floor)
             if hasattr(bot, "warm_up"):
                 bot.warm_up()
-            candidates = hasattr(bot, "candidate")  # the span before abstention, for best_f1
+            candidates = hasattr(bot, "candidate") and hasattr(bot, "reply")  # the span, for best_f1
             for item in items:
                 t0 = time.perf_counter()
-                answer = bot.ask(item.question)
+                if candidates:  # ask in two halves, to keep the span (its score: the one abstention compares)
+                    hits, span = bot.candidate(item.question)
+                    answer = bot.reply(item.question, hits, span)
+                    best.append(span)
+                else:
+                    answer = bot.ask(item.question)
                 latencies.append(1000 * (time.perf_counter() - t0))
                 preds.append(None if answer.text is None else answer.text)
-                if candidates:  # an answer is its own best span; an abstention is asked again
-                    best.append(answer if answer.text is not None else bot.candidate(item.question)[1])
                 if item.answerable:
                     recalled.append(_recalled(item, answer.passages))
                 bar.update(1)
