@@ -18,6 +18,7 @@ from qa.schema import Answer, Hit, Passage, Span
 EXPECTED_KEYS = {
     "questions", "exact_match", "f1", "has_answer_f1", "no_answer_accuracy", "false_abstentions",
     "recall_at_k", "latency_ms_p50", "latency_ms_p95", "best_f1", "best_f1_threshold", "no_abstention_f1",
+    "answers_right", "answers_confidence_shown", "answers_uncertain",
 }
 
 CTX_A0 = "The mill on the river was built in 1820. It ground wheat for three villages."
@@ -193,6 +194,9 @@ def test_evaluate_reader_only(squad_file: Path) -> None:
     assert result["best_f1"] == pytest.approx(100 * (1 + 1 + 2 / 3 + 0 + 1 + 1) / 6, abs=0.01)
     assert result["best_f1_threshold"] == 0.3
     assert result["no_abstention_f1"] == pytest.approx((300 + 200 / 3) / 6, abs=0.01)  # q3 answered: 0
+    # answers given: q1, q2 (F1 67), q4 right, q6 wrong; a reader without a shown map shows its scores
+    assert result["answers_right"] == 75.0 and result["answers_uncertain"] == 0
+    assert result["answers_confidence_shown"] == pytest.approx(100 * (0.9 + 0.8 + 0.95 + 0.7) / 4, abs=0.01)
     # each question got exactly its own paragraph, named after it
     question, passages = reader.calls[3]
     assert question == "Who was the miller?"
@@ -302,6 +306,9 @@ def test_evaluate_full_pipeline_best_threshold(squad_file: Path) -> None:
     # answered: q1 .9, q2 .8, q4 .95, q6's first word .1 (wrong paragraph); abstained: q3 .1, q5 (half) .1;
     # the threshold is in the spans' scores (what abstention compares), not the number the answers show
     assert result["best_f1_threshold"] == 0.8 and result["best_f1"] >= result["f1"]
+    # the answers given (q1 .9, q2 .8 with F1 67, q4 .95: all right), shown at half the span's score each
+    assert result["answers_right"] == 100.0 and result["answers_uncertain"] == 3
+    assert result["answers_confidence_shown"] == pytest.approx(100 * (0.9 + 0.8 + 0.95) / 2 / 3, abs=0.01)
     assert result["best_f1"] == pytest.approx(100 * (1 + 2 / 3 + 1 + 1) / 6, abs=0.01)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from qa.chat.chatbot import shown_confidence
 from qa.lab.calibrate import (
     RIGHT_F1,
     best_f1_threshold,
@@ -19,6 +20,7 @@ from qa.lab.calibrate import (
     reliability,
 )
 from qa.lab.squad import EvalItem, _best_span, _items, _passage, exact_match, f1, load_squad, negative_pairs
+from qa.schema import UNCERTAIN_BELOW
 
 #: Thresholds scanned by ``calibration``: 0.05, 0.10, ..., 0.95.
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -86,6 +88,7 @@ def evaluate(
 
     reader = _resolve_reader(reader)
     preds: list[str | None] = []
+    shown: list[float] = []  # the confidence people see with each answer given (abstentions: none)
     best: list[Any] = []  # each question's best span, answered or not
     latencies: list[float] = []
     recalled: list[bool] = []
@@ -99,6 +102,8 @@ def evaluate(
             latencies.append(1000 * (time.perf_counter() - t0))
             best.append(span)
             preds.append(None if span is None or span.score < reader.threshold else span.text)
+            if preds[-1] is not None:
+                shown.append(shown_confidence(reader, span))
             bar.update(1)
     else:
         if chatbot_factory is None:
@@ -133,6 +138,8 @@ def evaluate(
                     answer = bot.ask(item.question)
                 latencies.append(1000 * (time.perf_counter() - t0))
                 preds.append(None if answer.text is None else answer.text)
+                if answer.text is not None:
+                    shown.append(answer.score)
                 if item.answerable:
                     recalled.append(_recalled(item, answer.passages))
                 bar.update(1)
@@ -140,7 +147,7 @@ def evaluate(
                 bot.index.drop()  # the evaluation's own schema
     bar.close()
     return _summary(items, preds, latencies, None if reader_only else recalled,
-                    best if len(best) == len(items) else None)
+                    best if len(best) == len(items) else None, shown)
 
 
 def _recalled(item: EvalItem, hits: Sequence[Any]) -> bool:
@@ -154,12 +161,14 @@ def _recalled(item: EvalItem, hits: Sequence[Any]) -> bool:
 
 
 def _summary(items: list[EvalItem], preds: list[str | None], latencies: list[float],
-             recalled: list[bool] | None, best: list[Any] | None = None) -> dict[str, Any]:
+             recalled: list[bool] | None, best: list[Any] | None = None,
+             shown: Sequence[float] = ()) -> dict[str, Any]:
     """The metrics dictionary returned by ``evaluate``.
 
     ``best``: each question's best span whatever its confidence (None: unknown), for SQuAD 2.0's
     ``best_f1`` (the F1 at the best confidence threshold, answering when the confidence reaches
-    ``best_f1_threshold``) and ``no_abstention_f1`` (every question answered).
+    ``best_f1_threshold``) and ``no_abstention_f1`` (every question answered). ``shown``: the
+    confidence shown with each answer given, in order, for how far it matches how often they are right.
     """
     ems = [exact_match(p, it.answers) for it, p in zip(items, preds, strict=True)]
     f1s = [f1(p, it.answers) for it, p in zip(items, preds, strict=True)]
@@ -177,7 +186,19 @@ def _summary(items: list[EvalItem], preds: list[str | None], latencies: list[flo
         "latency_ms_p50": None if p50 is None else round(p50, 1),
         "latency_ms_p95": None if p95 is None else round(p95, 1),
         **_best_threshold(items, best),
+        **_answers_shown(items, preds, shown),
     }
+
+
+def _answers_shown(items: list[EvalItem], preds: list[str | None], shown: Sequence[float]) -> dict[str, Any]:
+    """Of the answers given: the share right (F1 >= ``RIGHT_F1``), mean confidence shown, how many unsure."""
+    given = [(it, p) for it, p in zip(items, preds, strict=True) if p is not None]
+    if not given or len(shown) != len(given):
+        return {"answers_right": None, "answers_confidence_shown": None, "answers_uncertain": None}
+    right = sum(it.answerable and f1(p, it.answers) >= RIGHT_F1 for it, p in given)
+    return {"answers_right": _pct(right, len(given)),
+            "answers_confidence_shown": round(100 * sum(shown) / len(shown), 2),
+            "answers_uncertain": sum(c < UNCERTAIN_BELOW for c in shown)}
 
 
 def _best_threshold(items: list[EvalItem], best: list[Any] | None) -> dict[str, Any]:
