@@ -48,6 +48,11 @@ def test_the_readme_table_is_rewritten_from_the_reports_and_nothing_else(tmp_pat
     report.write(docs / "eval-squad2.md", title="VAL2, reader only", kind="eval",
                  result={"f1": 50.1, "exact_match": 45.0, "no_answer_accuracy": 31.5, "best_f1": 63.6},
                  sections=[], command=["qa", "eval", "VAL2"])
+    report.write(docs / "eval-article.md", title="article, whole pipeline", kind="eval",
+                 result={"f1": 78.9, "answers_right": 80.0, "answers_confidence_shown": 73.3},
+                 sections=[], command=["qa", "eval", "article"])
+    report.write(docs / "calibration.md", title="VAL2, calibration", kind="eval", result={"ece": 0.04},
+                 sections=[], command=["qa", "eval", "VAL2", "--calibration", "9"])
     readme = tmp_path / "README.md"
     readme.write_text(f"# qa\n\nbefore\n\n{report.README_START}\nold table\n{report.README_END}\n\nafter\n",
                       encoding="utf-8")
@@ -57,6 +62,8 @@ def test_the_readme_table_is_rewritten_from_the_reports_and_nothing_else(tmp_pat
     assert "| VAL2, reader only | F1 50.1, EM 45.0, no-answer accuracy 31.5 %, best F1 at any threshold " \
            "63.6 | [eval-squad2](docs/eval-squad2.md) |" in text
     assert "| process start to first answer (`qa ask`, index built) | 1.0 s |" in text
+    assert "| article, whole pipeline | F1 78.9, answers right 80.0 %, shown at 73.3 % |" in text
+    assert "| VAL2, calibration | expected calibration error 0.04 (the spans' scores, which " in text
     first = text
     assert report.main(["--readme", str(readme)]) == 0 and readme.read_text(encoding="utf-8") == first
     readme.write_text("# no markers\n", encoding="utf-8")

@@ -207,13 +207,15 @@ def _eval_rows(r: dict[str, Any], title: str) -> list[tuple[str, Any]]:
         parts.append(f"false abstentions {r['false_abstentions']} %")
     if r.get("best_f1") is not None:
         parts.append(f"best F1 at any threshold {r['best_f1']}")
+    if r.get("answers_confidence_shown") is not None:
+        parts.append(f"answers right {r['answers_right']} %, shown at {r['answers_confidence_shown']} %")
     if r.get("followup_f1") is not None:
         parts.append(f"first turn F1 {r.get('first_turn_f1')}, follow-ups F1 {r['followup_f1']}")
     if r.get("rewrite_bleu") is not None:
         parts.append(f"rewrite BLEU {r['rewrite_bleu']} (unchanged {r['copy_bleu']}, first pronoun to title "
                      f"{r.get('title_bleu')}), exact match {r['rewrite_exact_match']} %")
     if r.get("ece") is not None:
-        parts.append(f"expected calibration error {r['ece']}")
+        parts.append(f"expected calibration error {r['ece']} (the spans' scores, which abstention compares)")
     return [(title, ", ".join(parts))] if parts else []
 
 
