@@ -198,15 +198,9 @@ def _bench_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def _eval_rows(r: dict[str, Any], title: str) -> list[tuple[str, Any]]:
     """Headline figures of a ``qa eval`` result."""
-    parts = [f"F1 {r['f1']}"] if r.get("f1") is not None else []
-    if r.get("exact_match") is not None:
-        parts.append(f"EM {r['exact_match']}")
-    if r.get("no_answer_accuracy") is not None:
-        parts.append(f"no-answer accuracy {r['no_answer_accuracy']} %")
-    if r.get("false_abstentions") is not None:
-        parts.append(f"false abstentions {r['false_abstentions']} %")
-    if r.get("best_f1") is not None:
-        parts.append(f"best F1 at any threshold {r['best_f1']}")
+    simple = (("f1", "F1 {}"), ("exact_match", "EM {}"), ("no_answer_accuracy", "no-answer accuracy {} %"),
+              ("false_abstentions", "false abstentions {} %"), ("best_f1", "best F1 at any threshold {}"))
+    parts = [form.format(r[key]) for key, form in simple if r.get(key) is not None]
     if r.get("answers_confidence_shown") is not None:
         parts.append(f"answers right {r['answers_right']} %, shown at {r['answers_confidence_shown']} %")
     if r.get("followup_f1") is not None:
