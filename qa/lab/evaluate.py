@@ -186,16 +186,19 @@ def _summary(items: list[EvalItem], preds: list[str | None], latencies: list[flo
         "latency_ms_p50": None if p50 is None else round(p50, 1),
         "latency_ms_p95": None if p95 is None else round(p95, 1),
         **_best_threshold(items, best),
-        **_answers_shown(items, preds, shown),
+        **_answers_shown(f1s, preds, shown),
     }
 
 
-def _answers_shown(items: list[EvalItem], preds: list[str | None], shown: Sequence[float]) -> dict[str, Any]:
-    """Of the answers given: the share right (F1 >= ``RIGHT_F1``), mean confidence shown, how many unsure."""
-    given = [(it, p) for it, p in zip(items, preds, strict=True) if p is not None]
+def _answers_shown(f1s: Sequence[float], preds: list[str | None], shown: Sequence[float]) -> dict[str, Any]:
+    """Of the answers given: the share right (F1 >= ``RIGHT_F1``), mean confidence shown, how many unsure.
+
+    ``f1s``: each question's F1 (an answer to an unanswerable question scores 0).
+    """
+    given = [f for f, p in zip(f1s, preds, strict=True) if p is not None]
     if not given or len(shown) != len(given):
         return {"answers_right": None, "answers_confidence_shown": None, "answers_uncertain": None}
-    right = sum(it.answerable and f1(p, it.answers) >= RIGHT_F1 for it, p in given)
+    right = sum(f >= RIGHT_F1 for f in given)
     return {"answers_right": _pct(right, len(given)),
             "answers_confidence_shown": round(100 * sum(shown) / len(shown), 2),
             "answers_uncertain": sum(c < UNCERTAIN_BELOW for c in shown)}
