@@ -32,8 +32,8 @@ from qa.lab.train_loop import (
 from qa.lab.train_negatives import ANTONYM_RATE, HARD_NEGATIVE_RATE, SAME_DOCUMENT_RATE, SWAP_RATE
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point."""
+def parser() -> argparse.ArgumentParser:
+    """The training command's options (``qa.lab.finetune_folds`` reuses them)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=str(DATA_DIR))
     p.add_argument("--base", default=None, help="encoder to start from (default: bundled MiniLM)")
@@ -98,6 +98,12 @@ def main(argv: list[str] | None = None) -> None:
                    help="one weight per --average model (default: equal)")
     p.add_argument("--answer-lengths", action="store_true",
                    help="print each training set's answer lengths in tokens (percentiles) and exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point."""
+    p = parser()
     args = p.parse_args(argv)
     try:
         args.mix = parse_mix(args.mix)  # checked once, before any work; train() uses the result

