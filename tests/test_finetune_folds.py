@@ -98,3 +98,13 @@ def test_bad_options_are_refused_before_any_work(tmp_path: Path, tiny_model_dir:
         finetune_folds.main([str(tmp_path / "missing.json"), "--base", str(tiny_model_dir)])
     assert "no such SQuAD file" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+def test_the_replay_is_the_shipped_runs_mix_or_the_usual_one() -> None:
+    from qa.lab.train_data import MIX
+
+    mix, rates = finetune_folds.replay_mix("shipped-run")
+    assert set(mix) == set(MIX)
+    assert (mix["squad2-train-unanswerable"], mix["squad-train"], mix["qa/duorc-part-a.json"]) == (1.0, 0.3, 0.0)
+    assert rates["antonym_rate"] == 1.0 and rates["swap_rate"] == 0.5
+    assert finetune_folds.replay_mix("mix") == (dict(MIX), {})

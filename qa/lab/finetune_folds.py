@@ -5,11 +5,11 @@
 The articles of a SQuAD 2.0 file are dealt into folds as ``qa calibrate-reader --folds`` deals them
 (``qa.lab.calibrate.article_folds``). For each fold the reader (``--base``, default the shipped one) is
 fine-tuned for one epoch on every question of the other folds' articles, answerable and written to be
-unanswerable, mixed with ``--replay`` times as many questions drawn from its usual training mix
-(``qa.lab.train_data.MIX``, training articles only); then the fold's questions are read by both readers.
-``--control`` also fine-tunes on the usual mix alone, as many questions, so that a gain from the new
-articles is told apart from a gain from more training. Printed as JSON, for each reader, the mean and
-spread over the held-out folds of:
+unanswerable, mixed with ``--replay`` times as many questions drawn from the mix of the shipped
+reader's last training run (training articles only; ``--replay-from mix``: ``qa.lab.train_data.MIX``);
+then the fold's questions are read by both readers. ``--control`` also fine-tunes on the replayed mix
+alone, as many questions, so that a gain from the new articles is told apart from a gain from more
+training. Printed as JSON, for each reader, the mean and spread over the held-out folds of:
 
 - ``auc``: how well the margin ranks answerable questions above unanswerable ones;
 - ``no_answer_accuracy`` and ``f1`` (SQuAD 2.0) at the margin that withholds ``--max-false-abstentions``
@@ -39,6 +39,12 @@ from qa.lab.train_data import DATA_DIR, MIX, Example, parse_mix
 
 #: Questions of the usual training mix added per question of the new articles.
 REPLAY = 1.0
+#: The mix and negatives of the shipped reader's last training run (its model card's command): replaying
+#: what it last learned from keeps its abstention where it was (``--replay-from mix`` draws ``MIX`` with
+#: random negatives only).
+SHIPPED_RUN_MIX = ("squad2-train-unanswerable=1", "squad-train=0.3", "qa/squadshifts-new-wiki.json=0.1",
+                   "qa/tydiqa-goldp-en-train.json=0.1", "qa/qed-train-part.json=0.05")
+SHIPPED_RUN_NEGATIVES = {"swap_rate": 0.5, "antonym_rate": 1.0, "same_document_rate": 0.1, "hard_rate": 0.05}
 #: Fine-tuning's peak learning rate: a fifth of training's (``qa.lab.train_loop.LEARNING_RATE``).
 LEARNING_RATE = 2e-5
 #: The share of answerable questions withheld where the separation is read.
@@ -94,6 +100,13 @@ def fine_tune(base: str, examples: list[Example], out: Path, args: argparse.Name
     return out / "model"
 
 
+def replay_mix(source: str) -> tuple[dict[str, float], dict[str, float]]:
+    """The mix and negatives' rates to replay: the shipped reader's last run, or the usual ``MIX``."""
+    if source == "mix":
+        return dict(MIX), {}
+    return parse_mix([f"{name}=0" for name in MIX] + list(SHIPPED_RUN_MIX)), dict(SHIPPED_RUN_NEGATIVES)
+
+
 def _margins(items: Sequence[EvalItem], model: Path | str) -> Rows:
     """Each question's margin, F1 and answerability, read by this model folder."""
     from qa.reader.read import Reader
@@ -117,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--work-dir", type=Path, default=Path("finetune-work"))
     p.add_argument("--data-dir", type=Path, default=DATA_DIR, help="the usual training data (replay)")
     p.add_argument("--replay", type=float, default=REPLAY, help="usual-mix questions per new question")
+    p.add_argument("--replay-from", choices=("shipped-run", "mix"), default="shipped-run",
+                   help="replay the shipped reader's last training mix (default) or qa.lab.train_data.MIX")
     p.add_argument("--control", action="store_true", help="also fine-tune on the usual mix alone")
     p.add_argument("--lr", type=float, default=LEARNING_RATE)
     p.add_argument("--seed", type=int, default=0)
@@ -139,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.replay:
         from qa.lab.train_negatives import training_examples
 
-        replay = training_examples(args.data_dir, random.Random(args.seed), dict(MIX))
+        mix, rates = replay_mix(args.replay_from)
+        replay = training_examples(args.data_dir, random.Random(args.seed), mix, **rates)
     base_rows = _margins(items, args.base)
     figures: dict[str, list[dict[str, float]]] = {"base": [], "fine_tuned": []} | (
         {"control": []} if args.control else {})
@@ -162,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"finetune_folds: fold {fold + 1}/{args.folds}: {done}", file=sys.stderr, flush=True)
     print(json.dumps({"folds": args.folds, "articles": len(fold_of), "questions": len(items),
                       "max_false_abstentions": args.max_false_abstentions, "replay": args.replay,
-                      "lr": args.lr, **{name: _summary(rows) for name, rows in figures.items()}}))
+                      "replay_from": args.replay_from, "lr": args.lr,
+                      **{name: _summary(rows) for name, rows in figures.items()}}))
     return 0
 
 
