@@ -17,7 +17,8 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def _squad2(path: Path) -> Path:
     """Four one-paragraph articles, each with two answerable and one unanswerable question."""
     data = []
-    for n, (name, year) in enumerate((("Ada", "1815"), ("Boris", "1902"), ("Clara", "1950"), ("Dmitri", "1977"))):
+    people = (("Ada", "1815"), ("Boris", "1902"), ("Clara", "1950"), ("Dmitri", "1977"))
+    for n, (name, year) in enumerate(people):
         context = f"{name} was born in {year} in a small town. {name} studied music and later taught it."
         qas = [{"id": f"{n}a", "question": f"When was {name} born?", "is_impossible": False,
                 "answers": [{"text": year, "answer_start": context.index(year)}]},
@@ -105,6 +106,7 @@ def test_the_replay_is_the_shipped_runs_mix_or_the_usual_one() -> None:
 
     mix, rates = finetune_folds.replay_mix("shipped-run")
     assert set(mix) == set(MIX)
-    assert (mix["squad2-train-unanswerable"], mix["squad-train"], mix["qa/duorc-part-a.json"]) == (1.0, 0.3, 0.0)
+    assert mix["squad2-train-unanswerable"] == 1.0 and mix["squad-train"] == 0.3
+    assert mix["qa/duorc-part-a.json"] == 0.0
     assert rates["antonym_rate"] == 1.0 and rates["swap_rate"] == 0.5
     assert finetune_folds.replay_mix("mix") == (dict(MIX), {})
