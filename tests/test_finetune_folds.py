@@ -91,7 +91,8 @@ def test_bad_options_are_refused_before_any_work(tmp_path: Path, tiny_model_dir:
     for bad, says in ((["--folds", "1"], "folds"), (["--folds", "5"], "folds"),
                       (["--replay", "-1"], "--replay"), (["--replay", "0", "--control"], "--replay"),
                       (["--max-false-abstentions", "100"], "--max-false-abstentions"),
-                      (["--base", str(tmp_path / "none")], "--base")):
+                      (["--base", str(tmp_path / "none")], "--base"),
+                      (["--base", str(tiny_model_dir), "--data-dir", str(tmp_path / "none")], "--data-dir")):
         with pytest.raises(SystemExit):
             finetune_folds.main([str(squad), "--work-dir", str(tmp_path / "w"), *bad])
         assert says in capsys.readouterr().err

@@ -150,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(str(err))
     if not Path(args.base).is_dir():
         p.error(f"--base: no model folder at {args.base}")
+    if args.replay and not args.data_dir.is_dir():
+        p.error(f"--data-dir: no training data at {args.data_dir} (expected ../shared/data beside the repo; "
+                f"--replay 0 replays nothing)")
     replay: list[Example] = []
     if args.replay:
         from qa.lab.train_negatives import training_examples
