@@ -96,6 +96,13 @@ def test_bad_options_are_refused_before_any_work(tmp_path: Path, tiny_model_dir:
         with pytest.raises(SystemExit):
             finetune_folds.main([str(squad), "--work-dir", str(tmp_path / "w"), *bad])
         assert says in capsys.readouterr().err
+    only_answerable = json.loads(squad.read_text(encoding="utf-8"))
+    for article in only_answerable["data"]:
+        article["paragraphs"][0]["qas"] = article["paragraphs"][0]["qas"][:2]
+    (tmp_path / "v1.json").write_text(json.dumps(only_answerable), encoding="utf-8")
+    with pytest.raises(SystemExit):
+        finetune_folds.main([str(tmp_path / "v1.json"), "--work-dir", str(tmp_path / "w")])
+    assert "lacks answerable or unanswerable" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         finetune_folds.main([str(tmp_path / "missing.json"), "--base", str(tiny_model_dir)])
     assert "no such SQuAD file" in capsys.readouterr().err

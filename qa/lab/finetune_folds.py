@@ -129,10 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--base", default=str(DEFAULT_READER), help="the reader to fine-tune (a model folder)")
     p.add_argument("--work-dir", type=Path, default=Path("finetune-work"))
     p.add_argument("--data-dir", type=Path, default=DATA_DIR, help="the usual training data (replay)")
-    p.add_argument("--replay", type=float, default=REPLAY, help="usual-mix questions per new question")
+    p.add_argument("--replay", type=float, default=REPLAY, help="replayed questions per new question")
     p.add_argument("--replay-from", choices=("shipped-run", "mix"), default="shipped-run",
                    help="replay the shipped reader's last training mix (default) or qa.lab.train_data.MIX")
-    p.add_argument("--control", action="store_true", help="also fine-tune on the usual mix alone")
+    p.add_argument("--control", action="store_true", help="also fine-tune on the replayed mix alone")
     p.add_argument("--lr", type=float, default=LEARNING_RATE)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
@@ -148,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         fold_of = article_folds([i.title for i in items], args.folds)
     except ValueError as err:
         p.error(str(err))
+    for fold in range(args.folds):
+        if {i.answerable for i in items if fold_of[i.title] == fold} != {True, False}:
+            p.error(f"fold {fold + 1} lacks answerable or unanswerable questions: give a SQuAD 2.0 file "
+                    f"with both kinds in every article group, or fewer --folds")
     if not Path(args.base).is_dir():
         p.error(f"--base: no model folder at {args.base}")
     if args.replay and not args.data_dir.is_dir():
