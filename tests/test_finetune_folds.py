@@ -96,6 +96,10 @@ def test_bad_options_are_refused_before_any_work(tmp_path: Path, tiny_model_dir:
         with pytest.raises(SystemExit):
             finetune_folds.main([str(squad), "--work-dir", str(tmp_path / "w"), *bad])
         assert says in capsys.readouterr().err
+    (tmp_path / "used" / "fold0").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        finetune_folds.main([str(squad), "--base", str(tiny_model_dir), "--work-dir", str(tmp_path / "used")])
+    assert "already holds fold0" in capsys.readouterr().err
     only_answerable = json.loads(squad.read_text(encoding="utf-8"))
     for article in only_answerable["data"]:
         article["paragraphs"][0]["qas"] = article["paragraphs"][0]["qas"][:2]

@@ -27,7 +27,6 @@ import contextlib
 import json
 import math
 import random
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,7 +81,7 @@ def article_examples(items: Sequence[EvalItem]) -> list[Example]:
 
 
 def fine_tune(base: str, examples: list[Example], out: Path, args: argparse.Namespace) -> Path:
-    """``base`` trained one epoch on ``examples``; the model folder (with the base's confidence file)."""
+    """``base`` trained one epoch on ``examples``; the model folder (uncalibrated: only margins are read)."""
     from qa.lab.train import parser
     from qa.lab.train_loop import train
 
@@ -95,8 +94,6 @@ def fine_tune(base: str, examples: list[Example], out: Path, args: argparse.Name
     train_args.mix = parse_mix([])
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON alone
         train(train_args, examples=examples)
-    if (Path(base) / "confidence.json").is_file():
-        shutil.copy(Path(base) / "confidence.json", out / "model" / "confidence.json")
     return out / "model"
 
 
@@ -154,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"with both kinds in every article group, or fewer --folds")
     if not Path(args.base).is_dir():
         p.error(f"--base: no model folder at {args.base}")
+    used = sorted(args.work_dir.glob("fold*")) if args.work_dir.is_dir() else []
+    if used:  # qa.lab.train would resume from the features kept there, not train on these examples
+        p.error(f"--work-dir {args.work_dir} already holds {used[0].name} from an earlier run: "
+                f"remove it or choose another --work-dir")
     if args.replay and not args.data_dir.is_dir():
         p.error(f"--data-dir: no training data at {args.data_dir} (expected ../shared/data beside the repo; "
                 f"--replay 0 replays nothing)")
