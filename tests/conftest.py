@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.server
 import os
 import re
 import socket
@@ -36,6 +37,22 @@ TOWN_DOCS = {
     "bridge.txt": "The bridge opened in 2001 after a long debate. It cost four million euros.\n\n"
                   "Cyclists use it every morning on their way to the town.",
 }
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A local test server's handler: no request log, and a client that stops reading ends it quietly.
+
+    Fetch budgets make clients hang up mid-reply; socketserver would print that BrokenPipeError from
+    the server's thread, at a moment that can fall inside another test's captured stderr.
+    """
+
+    def handle(self) -> None:
+        """Serve the connection's requests until the client is done or gone."""
+        with contextlib.suppress(ConnectionError):
+            super().handle()
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
 
 
 def free_port() -> int:

@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Iterator
 
 import pytest
+from conftest import QuietHandler
 
 import qa.ingest.fetch
 from qa.ingest.errors import SourceError
@@ -26,7 +27,7 @@ def _zeros_gzip(megabytes: int) -> bytes:
     return b"".join(packer.compress(block) for _ in range(megabytes)) + packer.flush()
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     """Pages for the tests; every request is counted in ``hits``."""
 
     hits: list[str] = []
@@ -66,9 +67,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        """Quiet."""
 
 
 def _serve(host: str) -> tuple[http.server.ThreadingHTTPServer, int]:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ARTICLE, FakeEmbedder, FakeReader
+from conftest import ARTICLE, FakeEmbedder, FakeReader, QuietHandler
 
 import qa.ingest.fetch
 import qa.ingest.formats
@@ -112,7 +112,7 @@ def test_a_document_over_the_size_limit_is_refused(tmp_path: Path, monkeypatch: 
         read_source(pdf)
 
 
-class _Site(http.server.BaseHTTPRequestHandler):
+class _Site(QuietHandler):
     """Pages for the URL tests: an article, a PDF, an error, a slow page, a page with no article."""
 
     pdf = b""
@@ -140,9 +140,6 @@ class _Site(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        """Quiet."""
 
 
 @pytest.fixture
