@@ -36,7 +36,18 @@ def test_replacements_put_each_referent_in_place_of_a_pronoun_possessive_when_it
     assert "What was Lea Salonga's role?" in texts
     her = [c.text for c in replacements("Did they meet her?", TOPIC, ())]
     assert "Did they meet Lea Salonga?" in her and "Did Lea Salonga meet her?" in her
-    assert [c.text for c in replacements("Where was Lea born?", TOPIC, ())] == ["Where was Lea born?"]
+    assert [c.text for c in replacements("Where was Luis born?", TOPIC, ())] == ["Where was Luis born?"]
+
+
+def test_expansions_make_a_word_of_the_title_the_whole_title() -> None:
+    texts = [c.text for c in replacements("Where was Salonga born?", TOPIC, ())]
+    assert texts == ["Where was Salonga born?", "Where was Lea Salonga born?"]
+    assert [c.text for c in replacements("Was lea's mother a singer?", TOPIC, ())][1] == \
+        "Was Lea Salonga's mother a singer?"
+    assert len(replacements("Where was Lea Salonga born?", TOPIC, ())) == 1  # already whole
+    assert len(replacements("Who did the band meet?", ("The Waterboys", ""), ())) == 1  # not "the"
+    assert len(replacements("Did Le Pen win?", ("Jean-Marie Le Pen", ""), ())) == 1  # "Pen" is not alone
+    assert len(replacements("Where was Salonga born?", (), ())) == 1  # no topic, no title
 
 
 def test_additions_append_a_phrase_of_the_conversation_after_a_preposition() -> None:
@@ -45,6 +56,9 @@ def test_additions_append_a_phrase_of_the_conversation_after_a_preposition() -> 
     assert "What else did she study besides She attended the University?" in texts
     assert "What else did she study of Lea Salonga?" in texts
     assert all(c.features for c in additions("Why?", TOPIC, HISTORY))
+    led = (Turn("Who played?", "Led by Terry Hanratty, Nick Eddy and Jim Seymour scored twice in the game."),)
+    clause = [c.text for c in additions("Any others?", TOPIC, led) if "lasta_clause" in str(c.features)]
+    assert "Any others besides Led by Terry Hanratty?" in clause  # the answer up to its first comma
 
 
 def test_tidy_writes_a_question_as_people_do() -> None:

@@ -6,9 +6,10 @@ pronoun, with a phrase from where in the conversation):
 
 1. ``replacements``: the question unchanged, or one of its first two pronouns replaced by a phrase of
    the conversation (the topic's title, a name or short answer of an earlier turn), possessive when
-   the pronoun is.
-2. ``additions``: the step-1 question unchanged, or with a phrase of the conversation appended after a
-   preposition ("What else did Sven Hedin do besides Adolf Hitler?").
+   the pronoun is; or a word of the title standing alone made the whole title ("Kohli" -> "Virat Kohli").
+2. ``additions``: the step-1 question unchanged, or with a phrase of the conversation (a name, the
+   last answer's first words or its first clause) appended after a preposition ("What else did Sven
+   Hedin do besides Adolf Hitler?").
 
 The weights (``rewriter.json`` beside this file) are learned from people's rewrites of real follow-ups
 (CANARD) by ``python -m qa.lab.train_rewriter``; ``qa eval CANARD_FILE --json`` measures them.
@@ -23,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.chat.followup import DEMONSTRATIVE, WH_WORDS, Turn, names
+from qa.chat.followup import DEMONSTRATIVE, FUNCTION_WORDS, WH_WORDS, Turn, names
 
 #: The shipped weights.
 WEIGHTS_FILE = Path(__file__).with_name("rewriter.json")
@@ -73,6 +74,11 @@ class Rewrite:
         return self.text != tidy(self.question)
 
 
+def title_base(title: str) -> str:
+    """The title without its parenthesised qualifier: "Hugo (film)" -> "Hugo"."""
+    return re.sub(r"\s*\(.*?\)\s*", " ", title).strip()
+
+
 def phrases(topic: Sequence[str], history: Sequence[Turn]) -> list[tuple[str, str]]:
     """Referent candidates as (phrase, where from): the topic's title and section, then recent names."""
     out: list[tuple[str, str]] = []
@@ -87,7 +93,7 @@ def phrases(topic: Sequence[str], history: Sequence[Turn]) -> list[tuple[str, st
     if topic:
         title = topic[0]
         add(title, "title")
-        base = re.sub(r"\s*\(.*?\)\s*", " ", title).strip()  # "Hugo (film)" -> "Hugo"
+        base = title_base(title)
         add(base, "title_base")
         words = base.split()
         if len(words) >= 2:
@@ -161,7 +167,31 @@ def replacements(question: str, topic: Sequence[str], history: Sequence[Turn]) -
                 rewritten = list(tokens)
                 rewritten[i] = text
                 out.append(Candidate("".join(rewritten), ("op=rep", *(f"rep&{f}" for f in feats + common))))
-    return out
+    return out + expansions(tokens, topic, common)
+
+
+def expansions(tokens: Sequence[str], topic: Sequence[str], common: Sequence[str]) -> list[Candidate]:
+    """Step 1 also: a word of the title standing alone in the question ("Kohli") made the whole title."""
+    if not topic:
+        return []
+    base = title_base(topic[0])
+    words = base.split()
+    question = "".join(tokens)
+    if len(words) < 2 or base.lower() in question.lower():
+        return []
+    lowered = [w.lower() for w in words]
+    parts = {w: which for w, which in ((lowered[-1], "last"), (lowered[0], "first"))
+             if w not in FUNCTION_WORDS}
+    for i in range(0, len(tokens), 2):
+        which = parts.get(tokens[i].lower())
+        if which and not (i >= 2 and tokens[i - 2].lower() in lowered):  # "Le Pen" is not "Pen"
+            following = tokens[i + 1] if i + 1 < len(tokens) else ""
+            feats = [f"which={which}", "cap" if tokens[i][:1].isupper() else "lower",
+                     "pos" if following.startswith("'") else "plain", f"nw={min(len(words), 4)}"]
+            rewritten = list(tokens)
+            rewritten[i] = base
+            return [Candidate("".join(rewritten), ("op=exp", *(f"exp&{f}" for f in feats + list(common))))]
+    return []
 
 
 def additions(question: str, topic: Sequence[str], history: Sequence[Turn]) -> list[Candidate]:
@@ -173,6 +203,9 @@ def additions(question: str, topic: Sequence[str], history: Sequence[Turn]) -> l
         referents += [(" ".join(words[:n]), f"lasta{n}") for n in ANSWER_PREFIXES if len(words) > n]
         if len(words) <= ANSWER_PREFIXES[-1]:
             referents.append((" ".join(words), "lasta"))
+        clause = re.split(r"[,;:.]\s", last.strip(), maxsplit=1)[0].rstrip(".").split()
+        if 1 < len(clause) < len(words) and len(clause) <= ANSWER_PREFIXES[-2]:
+            referents.append((" ".join(clause), "lasta_clause"))
     common = question_features(question, topic, history)
     out = [Candidate(question, ("op=none", *(f"none&{c}" for c in common)))]
     stem = re.sub(r"\s*[?.!]*\s*$", "", question)
