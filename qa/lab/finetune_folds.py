@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from qa.lab.calibrate import article_folds, mean_and_spread, measure, squad2_f1
+from qa.lab.calibrate import article_folds, mean_and_spread, measure, squad2_f1, withheld_shares
 from qa.lab.squad import EvalItem, load_squad
 from qa.lab.train_data import DATA_DIR, MIX, Example, parse_mix
 
@@ -65,11 +65,10 @@ def auc(rows: Rows) -> float:
 
 def separation(rows: Rows, *, max_false_abstentions: float = MAX_FALSE_ABSTENTIONS) -> dict[str, float]:
     """AUC, and the unanswerable withheld and F1 at the margin withholding that share of answerable ones."""
+    area = auc(rows)  # refuses rows without both kinds of question
     answerable = sorted(m for m, _, a in rows if a)
     cut = answerable[int(len(answerable) * max_false_abstentions / 100)]  # answer at margins >= cut
-    unanswerable = [m for m, _, a in rows if not a]
-    return {"auc": round(auc(rows), 4),
-            "no_answer_accuracy": round(100 * sum(m < cut for m in unanswerable) / len(unanswerable), 2),
+    return {"auc": round(area, 4), "no_answer_accuracy": withheld_shares(rows, cut)[0],
             "f1": round(squad2_f1(rows, cut), 2),
             "answerable_f1": round(sum(f for _, f, a in rows if a) / len(answerable), 2)}
 
