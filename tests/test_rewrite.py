@@ -11,9 +11,11 @@ from qa.chat.followup import Turn
 from qa.chat.rewrite import (
     FORMAT,
     WEIGHTS_FILE,
+    Candidate,
     Rewriter,
     Weights,
     additions,
+    choose,
     phrases,
     replacements,
     tidy,
@@ -85,11 +87,24 @@ def test_the_rewriter_follows_its_weights() -> None:
         "What else did Lea Salonga do besides She attended the University?")
 
 
+def test_a_length_bonus_per_word_favours_the_longer_candidate() -> None:
+    short, long = Candidate("Did he tour?", ("op=copy",)), Candidate("Did Lea Salonga tour?", ("op=rep",))
+    assert choose({"op=copy": 0.1}, [short, long])[0] == short
+    assert choose({"op=copy": 0.1}, [short, long], length_bonus=0.2)[0] == long  # 2 more words: +0.4
+    rewriter = Rewriter(weights=Weights({}, {}, keep_bias=50.0, length_bonus=0.5))  # adds nothing
+    assert rewriter.rewrite("Did she tour?", (), topic=("Lea Salonga", "")).text == "Did Lea Salonga tour?"
+    assert Rewriter(weights=Weights({}, {}, keep_bias=50.0)).rewrite(  # ties: the question as asked
+        "Did she tour?", (), topic=("Lea Salonga", "")).text == "Did she tour?"
+
+
 def test_weights_round_trip_through_json_and_bad_files_are_explained(tmp_path: Path) -> None:
     path = tmp_path / "rewriter.json"
     path.write_text(hand_weights().to_json(trained_on="a test"), encoding="utf-8")
     assert json.loads(path.read_text())["format"] == FORMAT
     assert Weights.load(path) == hand_weights()
+    bonus = Weights({"a": 1.0}, {}, keep_bias=-1.5, length_bonus=0.03)
+    path.write_text(bonus.to_json(), encoding="utf-8")
+    assert Weights.load(path) == bonus
     (tmp_path / "other.json").write_text("{}", encoding="utf-8")
     (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
     (tmp_path / "cut.json").write_text(json.dumps({"format": FORMAT, "replace": {}}), encoding="utf-8")

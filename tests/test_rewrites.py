@@ -43,10 +43,12 @@ def test_a_perfect_rewriter_scores_100_and_copying_scores_what_copying_scores(ca
     items = load_rewrites(canard_file)
     perfect = score_rewrites(items, [i.rewrite for i in items])
     assert perfect["rewrite_bleu"] == 100.0 and perfect["rewrite_exact_match"] == 100.0
+    assert perfect["rewrite_length_ratio"] == 1.0
     assert perfect["questions"] == 3 and perfect["conversations"] == 2
     copied = evaluate_rewrites(canard_file, rewriter=lambda question, history: question)
     assert copied["rewrite_bleu"] == copied["copy_bleu"] < 100 and copied["changed"] == 0
     assert copied["rewrite_exact_match"] == copied["copy_exact_match"] == 0
+    assert 0 < copied["rewrite_length_ratio"] < 1  # people's rewrites are longer than the questions
 
 
 def test_the_rewriter_sees_the_titles(canard_file: Path) -> None:

@@ -11,6 +11,9 @@ pronoun, with a phrase from where in the conversation):
    last answer's first words or its first clause) appended after a preposition ("What else did Sven
    Hedin do besides Adolf Hitler?").
 
+Both choices also add a small bonus per word of a candidate (``Weights.length_bonus``): people's rewrites
+are longer than the likeliest candidates.
+
 The weights (``rewriter.json`` beside this file) are learned from people's rewrites of real follow-ups
 (CANARD) by ``python -m qa.lab.train_rewriter``; ``qa eval CANARD_FILE --json`` measures them.
 """
@@ -239,11 +242,19 @@ def softmax(scores: Sequence[float]) -> list[float]:
 
 @dataclass(frozen=True)
 class Weights:
-    """The learned weights of both steps, and the bias for leaving the step-2 question as it is."""
+    """The learned weights of both steps, the bias for leaving the step-2 question as it is, a bonus per word.
+
+    ``length_bonus`` is added to a candidate's score for each of its words, in both steps. People's
+    rewrites are longer than what a choice fitted one question at a time gives (``rewrite_length_ratio``
+    in ``qa eval CANARD_FILE --json``), and corpus BLEU's brevity penalty counts length over the whole
+    corpus, which no single question's label shows; the bonus and ``keep_bias`` are chosen together by
+    cross-validation (``python -m qa.lab.train_rewriter ... --cv-only``).
+    """
 
     replace: Mapping[str, float]
     add: Mapping[str, float]
     keep_bias: float = 0.0
+    length_bonus: float = 0.0
 
     @classmethod
     def load(cls, path: str | Path = WEIGHTS_FILE) -> Weights:
@@ -257,7 +268,8 @@ class Weights:
             if data.get("format") != FORMAT:
                 raise ValueError(f"its format is not {FORMAT}")
             return cls({f: float(w) for f, w in data["replace"].items()},
-                       {f: float(w) for f, w in data["add"].items()}, float(data.get("keep_bias", 0.0)))
+                       {f: float(w) for f, w in data["add"].items()}, float(data.get("keep_bias", 0.0)),
+                       float(data.get("length_bonus", 0.0)))
         except (AttributeError, KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{path} is not a {FORMAT} weights file ({err}); "
                              f"retrain with python -m qa.lab.train_rewriter") from err
@@ -266,7 +278,8 @@ class Weights:
         """The weights as a ``qa-rewriter-1`` JSON document, with ``about`` (how they were made)."""
         rounded = {k: {f: round(w, 5) for f, w in sorted(v.items()) if abs(w) >= 1e-5}
                    for k, v in (("replace", self.replace), ("add", self.add))}
-        return json.dumps({"format": FORMAT, **about, "keep_bias": self.keep_bias, **rounded}, indent=0)
+        return json.dumps({"format": FORMAT, **about, "keep_bias": self.keep_bias,
+                           "length_bonus": self.length_bonus, **rounded}, indent=0)
 
 
 def score(weights: Mapping[str, float], candidate: Candidate) -> float:
@@ -274,10 +287,13 @@ def score(weights: Mapping[str, float], candidate: Candidate) -> float:
     return sum(weights.get(f, 0.0) for f in candidate.features)
 
 
-def choose(weights: Mapping[str, float], candidates: Sequence[Candidate], *,
-           keep_bias: float = 0.0) -> tuple[Candidate, float]:
-    """The best-scoring candidate and its softmax probability; ``keep_bias`` favours the first (unchanged)."""
-    scores = [score(weights, c) for c in candidates]
+def choose(weights: Mapping[str, float], candidates: Sequence[Candidate], *, keep_bias: float = 0.0,
+           length_bonus: float = 0.0) -> tuple[Candidate, float]:
+    """The best-scoring candidate and its softmax probability.
+
+    ``keep_bias`` favours the first (unchanged) candidate; ``length_bonus`` is added per word of each.
+    """
+    scores = [score(weights, c) + length_bonus * len(_WORDS.findall(c.text)) for c in candidates]
     scores[0] += keep_bias
     probabilities = softmax(scores)
     best = max(range(len(candidates)), key=probabilities.__getitem__)
@@ -305,7 +321,8 @@ class Rewriter:
             return Rewrite(question, question, 1.0)
         self.warm_up()
         assert self.weights is not None
-        first, p1 = choose(self.weights.replace, replacements(question, topic, history))
+        bonus = self.weights.length_bonus
+        first, p1 = choose(self.weights.replace, replacements(question, topic, history), length_bonus=bonus)
         second, p2 = choose(self.weights.add, additions(first.text, topic, history),
-                            keep_bias=self.weights.keep_bias)
+                            keep_bias=self.weights.keep_bias, length_bonus=bonus)
         return Rewrite(question, tidy(second.text), p1 * p2)

@@ -113,7 +113,10 @@ def learned(weights: str | Path | None = None) -> Rewriter:
 
 
 def score_rewrites(items: Sequence[RewriteItem], rewritten: Sequence[str]) -> dict[str, Any]:
-    """Corpus BLEU and exact match of ``rewritten`` and of the questions as asked, against the rewrites."""
+    """Corpus BLEU and exact match of ``rewritten`` and of the questions as asked, against the rewrites.
+
+    ``rewrite_length_ratio`` is the rewrites' length over the people's, in sacrebleu's tokens.
+    """
     require("sacrebleu")
     import sacrebleu
 
@@ -121,10 +124,12 @@ def score_rewrites(items: Sequence[RewriteItem], rewritten: Sequence[str]) -> di
         raise ValueError("give one rewritten question per item, and at least one item")
     refs = [[i.rewrite for i in items]]
     asked = [i.question for i in items]
+    bleu = sacrebleu.corpus_bleu(list(rewritten), refs)
     return {
         "questions": len(items),
         "conversations": len({i.dialog for i in items}),
-        "rewrite_bleu": round(sacrebleu.corpus_bleu(list(rewritten), refs).score, 2),
+        "rewrite_bleu": round(bleu.score, 2),
+        "rewrite_length_ratio": round(bleu.sys_len / max(bleu.ref_len, 1), 3),  # below 1: brevity penalty
         "copy_bleu": round(sacrebleu.corpus_bleu(asked, refs).score, 2),
         "title_bleu": round(sacrebleu.corpus_bleu([title_baseline(i.question, i.history) for i in items],
                                                   refs).score, 2),

@@ -8,9 +8,9 @@ The file is split by conversation (``QuAC_dialog_id``): a conversation whose id'
 number, is divisible by ``VALIDATION_EVERY`` is validation, the rest trains. Every candidate of
 ``qa.chat.rewrite`` is labelled with its sentence BLEU against the person's rewrite, and each step's
 weights are fitted so that a softmax over an item's candidates matches the softmax of those labels
-(temperature ``LABEL_TEMPERATURE``). The bias for leaving a question without an addition is chosen by
-cross-validation over conversations of the training part, for corpus BLEU. Validation is scored
-once, at the end. No pickle: the weights are JSON.
+(temperature ``LABEL_TEMPERATURE``). The bias for leaving a question without an addition and the bonus
+per word of a candidate are chosen together by cross-validation over conversations of the training part,
+for corpus BLEU. Validation is scored once, at the end. No pickle: the weights are JSON.
 """
 
 from __future__ import annotations
@@ -42,12 +42,15 @@ EPOCHS = 25
 LEARNING_RATE = 0.05
 #: A feature seen on fewer training items than this gets no weight.
 MIN_FEATURE_COUNT = 3
-#: Biases tried for keeping a question without an addition; the best by cross-validated BLEU is kept.
+#: Biases tried for keeping a question without an addition, and bonuses per word of a candidate
+#: (``qa.chat.rewrite.Weights``); the pair with the best cross-validated BLEU is kept.
 KEEP_BIASES = (-3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 1.0)
-#: Conversation folds of the training part for choosing the bias.
+LENGTH_BONUSES = (0.0, 0.03, 0.06)
+#: Conversation folds of the training part for choosing the bias and the bonus.
 FOLDS = 3
 
 Labelled = list[tuple[list[Candidate], list[float]]]
+Setting = tuple[float, float]  # (keep bias, length bonus)
 
 
 def is_validation(dialog: str) -> bool:
@@ -114,15 +117,15 @@ def first_steps(items: Sequence[RewriteItem], weights: dict[str, float]) -> list
     return out
 
 
-def train(items: Sequence[RewriteItem], *, keep_bias: float = 0.0,
+def train(items: Sequence[RewriteItem], *, keep_bias: float = 0.0, length_bonus: float = 0.0,
           log: Callable[[str], None] = print) -> Weights:
-    """Both steps' weights from these items (the bias for keeping a question is given)."""
+    """Both steps' weights from these items (the keep bias and the length bonus are given, not fitted)."""
     t = time.perf_counter()
     replace = fit(label(items, replacements, [i.question for i in items]))
     add = fit(label(items, additions, first_steps(items, replace)))
     log(f"train_rewriter: fitted {len(replace)} + {len(add)} weights on {len(items)} follow-ups "
         f"in {time.perf_counter() - t:.0f} s")
-    return Weights(replace, add, keep_bias)
+    return Weights(replace, add, keep_bias, length_bonus)
 
 
 def rewrite_all(weights: Weights, items: Sequence[RewriteItem]) -> list[str]:
@@ -135,22 +138,30 @@ def rewrite_all(weights: Weights, items: Sequence[RewriteItem]) -> list[str]:
     return out
 
 
-def choose_keep_bias(items: Sequence[RewriteItem], *, folds: int = FOLDS,
-                     log: Callable[[str], None] = print) -> tuple[float, dict[float, float]]:
-    """The keep bias with the best corpus BLEU over conversation folds of ``items``, and each bias's mean."""
+def setting_name(setting: Setting) -> str:
+    """A (keep bias, length bonus) pair as printed: "-1.5/0.03"."""
+    return f"{setting[0]:g}/{setting[1]:g}"
+
+
+def choose_settings(items: Sequence[RewriteItem], *, folds: int = FOLDS,
+                    log: Callable[[str], None] = print) -> tuple[Setting, dict[Setting, float]]:
+    """The (keep bias, length bonus) with the best corpus BLEU over conversation folds, and each pair's."""
     dialogs = sorted({i.dialog for i in items}, key=lambda d: hashlib.sha256(d.encode("utf-8")).hexdigest())
     fold_of = {d: n % folds for n, d in enumerate(dialogs)}
-    totals = dict.fromkeys(KEEP_BIASES, 0.0)
+    settings = [(b, g) for g in LENGTH_BONUSES for b in KEEP_BIASES]
+    totals = dict.fromkeys(settings, 0.0)
     for k in range(folds):
         inside = [i for i in items if fold_of[i.dialog] != k]
         held = [i for i in items if fold_of[i.dialog] == k]
         weights = train(inside, log=log)
-        for bias in KEEP_BIASES:
-            scored = score_rewrites(held, rewrite_all(Weights(weights.replace, weights.add, bias), held))
-            totals[bias] += scored["rewrite_bleu"] / folds
-        log(f"train_rewriter: fold {k + 1}/{folds}: " + ", ".join(f"{b:+g}: {totals[b] * folds / (k + 1):.2f}"
-                                                                for b in KEEP_BIASES))
-    best = max(KEEP_BIASES, key=totals.__getitem__)
+        for bias, bonus in settings:
+            outputs = rewrite_all(Weights(weights.replace, weights.add, bias, bonus), held)
+            totals[bias, bonus] += score_rewrites(held, outputs)["rewrite_bleu"] / folds
+        best = max(settings, key=totals.__getitem__)
+        log(f"train_rewriter: fold {k + 1}/{folds}: best so far {setting_name(best)}: "
+            f"{totals[best] * folds / (k + 1):.2f}; with no length bonus: "
+            + ", ".join(f"{b:+g}: {totals[b, 0.0] * folds / (k + 1):.2f}" for b in KEEP_BIASES))
+    best = max(settings, key=totals.__getitem__)
     return best, totals
 
 
@@ -165,11 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split-only", action="store_true",
                         help="with --write-validation: write the validation file and stop (no training)")
     parser.add_argument("--folds", type=int, default=FOLDS,
-                        help="conversation folds for choosing the keep bias")
+                        help="conversation folds for choosing the keep bias and the length bonus")
     parser.add_argument("--cv-only", action="store_true",
-                        help="print the cross-validated BLEU of each keep bias on the training conversations "
-                             "and stop: measures a change to the candidates or features, writes nothing and "
-                             "never scores validation")
+                        help="print the cross-validated BLEU of each keep bias and length bonus on the "
+                             "training conversations and stop: measures a change to the candidates or "
+                             "features, writes nothing and never scores validation")
     args = parser.parse_args(argv)
     if args.folds < 2:
         parser.error("--folds must be at least 2")
@@ -188,18 +199,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
     print(f"train_rewriter: {len(training)} training and {len(validation)} validation follow-ups "
           f"({len({i.dialog for i in validation})} validation conversations)")
-    bias, means = choose_keep_bias(training, folds=args.folds)
+    (bias, bonus), means = choose_settings(training, folds=args.folds)
+    cv = {setting_name(s): round(v, 2) for s, v in means.items()}
     if args.cv_only:
         print(json.dumps({"folds": args.folds, "training_follow_ups": len(training), "best_keep_bias": bias,
-                          "cv_rewrite_bleu": {str(b): round(v, 2) for b, v in means.items()}}))
+                          "best_length_bonus": bonus, "cv_rewrite_bleu": cv}))
         return 0
-    weights = train(training, keep_bias=bias)
-    result: dict[str, Any] = {"keep_bias": bias,
-                              "keep_bias_cv": {str(b): round(v, 2) for b, v in means.items()}}
+    weights = train(training, keep_bias=bias, length_bonus=bonus)
+    result: dict[str, Any] = {"keep_bias": bias, "length_bonus": bonus, "cv_keep_bias/length_bonus": cv}
     for name, part in (("training", training), ("validation", validation)):
         result[name] = score_rewrites(part, rewrite_all(weights, part))
         print(f"train_rewriter: {name}: rewrite_bleu {result[name]['rewrite_bleu']}, "
-              f"copy_bleu {result[name]['copy_bleu']}")
+              f"copy_bleu {result[name]['copy_bleu']}, length ratio {result[name]['rewrite_length_ratio']}")
     args.out.write_text(weights.to_json(trained_on=f"{args.canard.name}, conversations not held out",
                                         attribution=ATTRIBUTION, validation=result["validation"]) + "\n",
                         encoding="utf-8")
