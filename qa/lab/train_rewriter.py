@@ -200,13 +200,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"train_rewriter: {len(training)} training and {len(validation)} validation follow-ups "
           f"({len({i.dialog for i in validation})} validation conversations)")
     (bias, bonus), means = choose_settings(training, folds=args.folds)
-    cv = {setting_name(s): round(v, 2) for s, v in means.items()}
     if args.cv_only:
         print(json.dumps({"folds": args.folds, "training_follow_ups": len(training), "best_keep_bias": bias,
-                          "best_length_bonus": bonus, "cv_rewrite_bleu": cv}))
+                          "best_length_bonus": bonus,
+                          "cv_rewrite_bleu": {setting_name(s): round(v, 2) for s, v in means.items()}}))
         return 0
     weights = train(training, keep_bias=bias, length_bonus=bonus)
-    result: dict[str, Any] = {"keep_bias": bias, "length_bonus": bonus, "cv_keep_bias/length_bonus": cv}
+    result: dict[str, dict[str, Any]] = {}
     for name, part in (("training", training), ("validation", validation)):
         result[name] = score_rewrites(part, rewrite_all(weights, part))
         print(f"train_rewriter: {name}: rewrite_bleu {result[name]['rewrite_bleu']}, "
