@@ -97,12 +97,23 @@ def test_a_length_bonus_per_word_favours_the_longer_candidate() -> None:
         "Did she tour?", (), topic=("Lea Salonga", "")).text == "Did she tour?"
 
 
+def test_a_copy_bias_sets_how_readily_step_one_replaces_a_pronoun() -> None:
+    doubtful = Weights({"op=copy": 1.0}, {}, keep_bias=50.0)  # the question as asked scores higher
+    assert Rewriter(weights=doubtful).rewrite("Did she tour?", (), topic=("Lea Salonga", "")).text == (
+        "Did she tour?")
+    eager = Weights({"op=copy": 1.0}, {}, keep_bias=50.0, copy_bias=-3.0)
+    done = Rewriter(weights=eager).rewrite("Did she tour?", (), topic=("Lea Salonga", ""))
+    assert done.text == "Did Lea Salonga tour?" and done.changed
+    assert Rewriter(weights=eager).rewrite("Did Lea Salonga tour?", (), topic=("Lea Salonga", "")).text == (
+        "Did Lea Salonga tour?")  # no pronoun: nothing to replace, whatever the bias
+
+
 def test_weights_round_trip_through_json_and_bad_files_are_explained(tmp_path: Path) -> None:
     path = tmp_path / "rewriter.json"
     path.write_text(hand_weights().to_json(trained_on="a test"), encoding="utf-8")
     assert json.loads(path.read_text())["format"] == FORMAT
     assert Weights.load(path) == hand_weights()
-    bonus = Weights({"a": 1.0}, {}, keep_bias=-1.5, length_bonus=0.03)
+    bonus = Weights({"a": 1.0}, {}, keep_bias=-1.5, length_bonus=0.03, copy_bias=-3.0)
     path.write_text(bonus.to_json(), encoding="utf-8")
     assert Weights.load(path) == bonus
     (tmp_path / "other.json").write_text("{}", encoding="utf-8")

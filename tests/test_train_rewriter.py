@@ -88,9 +88,11 @@ def test_cross_validation_alone_prints_each_bias_and_writes_nothing(
     assert train_rewriter.main([str(canard), "--cv-only", "--folds", "2", "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["folds"] == 2 and result["training_follow_ups"] < len(entries())
-    grid = [(b, g) for b in train_rewriter.KEEP_BIASES for g in train_rewriter.LENGTH_BONUSES]
+    grid = [(c, b, g) for c in train_rewriter.COPY_BIASES for b in train_rewriter.KEEP_BIASES
+            for g in train_rewriter.LENGTH_BONUSES]
     assert set(result["cv_rewrite_bleu"]) == {train_rewriter.setting_name(s) for s in grid}
-    best = train_rewriter.setting_name((result["best_keep_bias"], result["best_length_bonus"]))
+    best = train_rewriter.setting_name((result["best_copy_bias"], result["best_keep_bias"],
+                                        result["best_length_bonus"]))
     assert result["cv_rewrite_bleu"][best] == max(result["cv_rewrite_bleu"].values())
     assert max(result["cv_rewrite_bleu"].values()) > 50  # the habit is learned on the other fold
     assert not out.exists()

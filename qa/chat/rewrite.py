@@ -12,7 +12,8 @@ pronoun, with a phrase from where in the conversation):
    Hedin do besides Adolf Hitler?").
 
 Both choices also add a small bonus per word of a candidate (``Weights.length_bonus``): people's rewrites
-are longer than the likeliest candidates.
+are longer than the likeliest candidates. A bias on each step's unchanged candidate (``copy_bias`` in step 1,
+``keep_bias`` in step 2) sets how readily a step changes the question.
 
 The weights (``rewriter.json`` beside this file) are learned from people's rewrites of real follow-ups
 (CANARD) by ``python -m qa.lab.train_rewriter``; ``qa eval CANARD_FILE --json`` measures them.
@@ -242,19 +243,21 @@ def softmax(scores: Sequence[float]) -> list[float]:
 
 @dataclass(frozen=True)
 class Weights:
-    """The learned weights of both steps, the bias for leaving the step-2 question as it is, a bonus per word.
+    """Both steps' learned weights, a bias for leaving each step's question unchanged, a bonus per word.
 
-    ``length_bonus`` is added to a candidate's score for each of its words, in both steps. People's
-    rewrites are longer than what a choice fitted one question at a time gives (``rewrite_length_ratio``
-    in ``qa eval CANARD_FILE --json``), and corpus BLEU's brevity penalty counts length over the whole
-    corpus, which no single question's label shows; the bonus and ``keep_bias`` are chosen together by
-    cross-validation (``python -m qa.lab.train_rewriter ... --cv-only``).
+    ``copy_bias`` is added to step 1's unchanged question and ``keep_bias`` to step 2's; ``length_bonus``
+    to a candidate's score for each of its words, in both steps. People's rewrites are longer than what a
+    choice fitted one question at a time gives (``rewrite_length_ratio`` in ``qa eval CANARD_FILE
+    --json``), and corpus BLEU's brevity penalty counts length over the whole corpus, which no single
+    question's label shows; the bonus and both biases are chosen together by cross-validation
+    (``python -m qa.lab.train_rewriter ... --cv-only``).
     """
 
     replace: Mapping[str, float]
     add: Mapping[str, float]
     keep_bias: float = 0.0
     length_bonus: float = 0.0
+    copy_bias: float = 0.0
 
     @classmethod
     def load(cls, path: str | Path = WEIGHTS_FILE) -> Weights:
@@ -269,7 +272,7 @@ class Weights:
                 raise ValueError(f"its format is not {FORMAT}")
             return cls({f: float(w) for f, w in data["replace"].items()},
                        {f: float(w) for f, w in data["add"].items()}, float(data.get("keep_bias", 0.0)),
-                       float(data.get("length_bonus", 0.0)))
+                       float(data.get("length_bonus", 0.0)), float(data.get("copy_bias", 0.0)))
         except (AttributeError, KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{path} is not a {FORMAT} weights file ({err}); "
                              f"retrain with python -m qa.lab.train_rewriter") from err
@@ -278,8 +281,9 @@ class Weights:
         """The weights as a ``qa-rewriter-1`` JSON document, with ``about`` (how they were made)."""
         rounded = {k: {f: round(w, 5) for f, w in sorted(v.items()) if abs(w) >= 1e-5}
                    for k, v in (("replace", self.replace), ("add", self.add))}
-        return json.dumps({"format": FORMAT, **about, "keep_bias": self.keep_bias,
-                           "length_bonus": self.length_bonus, **rounded}, indent=0)
+        decisions = {"copy_bias": self.copy_bias, "keep_bias": self.keep_bias,
+                     "length_bonus": self.length_bonus}
+        return json.dumps({"format": FORMAT, **about, **decisions, **rounded}, indent=0)
 
 
 def score(weights: Mapping[str, float], candidate: Candidate) -> float:
@@ -322,7 +326,8 @@ class Rewriter:
         self.warm_up()
         assert self.weights is not None
         bonus = self.weights.length_bonus
-        first, p1 = choose(self.weights.replace, replacements(question, topic, history), length_bonus=bonus)
+        first, p1 = choose(self.weights.replace, replacements(question, topic, history),
+                           keep_bias=self.weights.copy_bias, length_bonus=bonus)
         second, p2 = choose(self.weights.add, additions(first.text, topic, history),
                             keep_bias=self.weights.keep_bias, length_bonus=bonus)
         return Rewrite(question, tidy(second.text), p1 * p2)

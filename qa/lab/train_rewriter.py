@@ -8,9 +8,10 @@ The file is split by conversation (``QuAC_dialog_id``): a conversation whose id'
 number, is divisible by ``VALIDATION_EVERY`` is validation, the rest trains. Every candidate of
 ``qa.chat.rewrite`` is labelled with its sentence BLEU against the person's rewrite, and each step's
 weights are fitted so that a softmax over an item's candidates matches the softmax of those labels
-(temperature ``LABEL_TEMPERATURE``). The bias for leaving a question without an addition and the bonus
-per word of a candidate are chosen together by cross-validation over conversations of the training part,
-for corpus BLEU. Validation is scored once, at the end. No pickle: the weights are JSON.
+(temperature ``LABEL_TEMPERATURE``). The biases for leaving a question unchanged (step 1) and without an
+addition (step 2) and the bonus per word of a candidate are chosen together by cross-validation over
+conversations of the training part, for corpus BLEU. Validation is scored once, at the end. No pickle:
+the weights are JSON.
 """
 
 from __future__ import annotations
@@ -42,15 +43,17 @@ EPOCHS = 25
 LEARNING_RATE = 0.05
 #: A feature seen on fewer training items than this gets no weight.
 MIN_FEATURE_COUNT = 3
-#: Biases tried for keeping a question without an addition, and bonuses per word of a candidate
-#: (``qa.chat.rewrite.Weights``); the pair with the best cross-validated BLEU is kept.
+#: Biases tried for keeping step 1's question unchanged (-3 already replaces a pronoun whenever one can be)
+#: and step 2's without an addition, and bonuses per word of a candidate (``qa.chat.rewrite.Weights``);
+#: the setting with the best cross-validated BLEU is kept.
+COPY_BIASES = (0.0, -1.0, -2.0, -3.0)
 KEEP_BIASES = (-3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 1.0)
 LENGTH_BONUSES = (0.0, 0.03, 0.06)
-#: Conversation folds of the training part for choosing the bias and the bonus.
+#: Conversation folds of the training part for choosing the biases and the bonus.
 FOLDS = 3
 
 Labelled = list[tuple[list[Candidate], list[float]]]
-Setting = tuple[float, float]  # (keep bias, length bonus)
+Setting = tuple[float, float, float]  # (copy bias, keep bias, length bonus)
 
 
 def is_validation(dialog: str) -> bool:
@@ -117,15 +120,15 @@ def first_steps(items: Sequence[RewriteItem], weights: dict[str, float]) -> list
     return out
 
 
-def train(items: Sequence[RewriteItem], *, keep_bias: float = 0.0, length_bonus: float = 0.0,
-          log: Callable[[str], None] = print) -> Weights:
-    """Both steps' weights from these items (the keep bias and the length bonus are given, not fitted)."""
+def train(items: Sequence[RewriteItem], *, copy_bias: float = 0.0, keep_bias: float = 0.0,
+          length_bonus: float = 0.0, log: Callable[[str], None] = print) -> Weights:
+    """Both steps' weights from these items (the biases and the length bonus are given, not fitted)."""
     t = time.perf_counter()
     replace = fit(label(items, replacements, [i.question for i in items]))
     add = fit(label(items, additions, first_steps(items, replace)))
     log(f"train_rewriter: fitted {len(replace)} + {len(add)} weights on {len(items)} follow-ups "
         f"in {time.perf_counter() - t:.0f} s")
-    return Weights(replace, add, keep_bias, length_bonus)
+    return Weights(replace, add, keep_bias, length_bonus, copy_bias)
 
 
 def rewrite_all(weights: Weights, items: Sequence[RewriteItem]) -> list[str]:
@@ -139,28 +142,28 @@ def rewrite_all(weights: Weights, items: Sequence[RewriteItem]) -> list[str]:
 
 
 def setting_name(setting: Setting) -> str:
-    """A (keep bias, length bonus) pair as printed: "-1.5/0.03"."""
-    return f"{setting[0]:g}/{setting[1]:g}"
+    """A (copy bias, keep bias, length bonus) setting as printed: "-3/-1.5/0.03"."""
+    return "/".join(f"{v:g}" for v in setting)
 
 
 def choose_settings(items: Sequence[RewriteItem], *, folds: int = FOLDS,
                     log: Callable[[str], None] = print) -> tuple[Setting, dict[Setting, float]]:
-    """The (keep bias, length bonus) with the best corpus BLEU over conversation folds, and each pair's."""
+    """The (copy bias, keep bias, length bonus) with the best BLEU over conversation folds, and each's."""
     dialogs = sorted({i.dialog for i in items}, key=lambda d: hashlib.sha256(d.encode("utf-8")).hexdigest())
     fold_of = {d: n % folds for n, d in enumerate(dialogs)}
-    settings = [(b, g) for g in LENGTH_BONUSES for b in KEEP_BIASES]
+    settings = [(c, b, g) for c in COPY_BIASES for g in LENGTH_BONUSES for b in KEEP_BIASES]
     totals = dict.fromkeys(settings, 0.0)
     for k in range(folds):
         inside = [i for i in items if fold_of[i.dialog] != k]
         held = [i for i in items if fold_of[i.dialog] == k]
         weights = train(inside, log=log)
-        for bias, bonus in settings:
-            outputs = rewrite_all(Weights(weights.replace, weights.add, bias, bonus), held)
-            totals[bias, bonus] += score_rewrites(held, outputs)["rewrite_bleu"] / folds
+        for copy, bias, bonus in settings:
+            outputs = rewrite_all(Weights(weights.replace, weights.add, bias, bonus, copy), held)
+            totals[copy, bias, bonus] += score_rewrites(held, outputs)["rewrite_bleu"] / folds
         best = max(settings, key=totals.__getitem__)
         log(f"train_rewriter: fold {k + 1}/{folds}: best so far {setting_name(best)}: "
-            f"{totals[best] * folds / (k + 1):.2f}; with no length bonus: "
-            + ", ".join(f"{b:+g}: {totals[b, 0.0] * folds / (k + 1):.2f}" for b in KEEP_BIASES))
+            f"{totals[best] * folds / (k + 1):.2f}; with no bias on step 1 and no length bonus: "
+            + ", ".join(f"{b:+g}: {totals[0.0, b, 0.0] * folds / (k + 1):.2f}" for b in KEEP_BIASES))
     best = max(settings, key=totals.__getitem__)
     return best, totals
 
@@ -176,9 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split-only", action="store_true",
                         help="with --write-validation: write the validation file and stop (no training)")
     parser.add_argument("--folds", type=int, default=FOLDS,
-                        help="conversation folds for choosing the keep bias and the length bonus")
+                        help="conversation folds for choosing the biases and the length bonus")
     parser.add_argument("--cv-only", action="store_true",
-                        help="print the cross-validated BLEU of each keep bias and length bonus on the "
+                        help="print the cross-validated BLEU of each setting of the biases and bonus on the "
                              "training conversations and stop: measures a change to the candidates or "
                              "features, writes nothing and never scores validation")
     args = parser.parse_args(argv)
@@ -199,13 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
     print(f"train_rewriter: {len(training)} training and {len(validation)} validation follow-ups "
           f"({len({i.dialog for i in validation})} validation conversations)")
-    (bias, bonus), means = choose_settings(training, folds=args.folds)
+    (copy, bias, bonus), means = choose_settings(training, folds=args.folds)
     if args.cv_only:
-        print(json.dumps({"folds": args.folds, "training_follow_ups": len(training), "best_keep_bias": bias,
-                          "best_length_bonus": bonus,
+        print(json.dumps({"folds": args.folds, "training_follow_ups": len(training), "best_copy_bias": copy,
+                          "best_keep_bias": bias, "best_length_bonus": bonus,
                           "cv_rewrite_bleu": {setting_name(s): round(v, 2) for s, v in means.items()}}))
         return 0
-    weights = train(training, keep_bias=bias, length_bonus=bonus)
+    weights = train(training, copy_bias=copy, keep_bias=bias, length_bonus=bonus)
     result: dict[str, dict[str, Any]] = {}
     for name, part in (("training", training), ("validation", validation)):
         result[name] = score_rewrites(part, rewrite_all(weights, part))
