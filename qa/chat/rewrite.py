@@ -271,8 +271,10 @@ class Weights:
             if data.get("format") != FORMAT:
                 raise ValueError(f"its format is not {FORMAT}")
             return cls({f: float(w) for f, w in data["replace"].items()},
-                       {f: float(w) for f, w in data["add"].items()}, float(data.get("keep_bias", 0.0)),
-                       float(data.get("length_bonus", 0.0)), float(data.get("copy_bias", 0.0)))
+                       {f: float(w) for f, w in data["add"].items()},
+                       keep_bias=float(data.get("keep_bias", 0.0)),
+                       length_bonus=float(data.get("length_bonus", 0.0)),
+                       copy_bias=float(data.get("copy_bias", 0.0)))
         except (AttributeError, KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{path} is not a {FORMAT} weights file ({err}); "
                              f"retrain with python -m qa.lab.train_rewriter") from err
